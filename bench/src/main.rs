@@ -1,0 +1,2 @@
+//! tsdb-bench.
+fn main() {}

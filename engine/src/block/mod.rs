@@ -1,0 +1,1 @@
+//! Blocks (being written).

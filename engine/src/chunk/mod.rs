@@ -1,0 +1,1 @@
+//! Chunks (being written).

@@ -1,0 +1,67 @@
+//! Every on-disk name tsdb uses, in one place.
+//!
+//! ```text
+//! <data-dir>/
+//!   blocks/<ULID>/meta.json, index, chunks   immutable blocks (any shard may own one)
+//!   blocks/<ULID>.tmp/                       a block being written; removed on start
+//!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
+//!   lock                                     held while a server runs on the dir
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub const BLOCKS_DIR: &str = "blocks";
+pub const WAL_DIR: &str = "wal";
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+pub const LOCK_FILE: &str = "lock";
+pub const META_FILE: &str = "meta.json";
+pub const INDEX_FILE: &str = "index";
+pub const CHUNKS_FILE: &str = "chunks";
+/// Suffix of a block directory still being written: never read, removed on start.
+pub const TMP_SUFFIX: &str = ".tmp";
+/// Suffix given to a block set aside because it could not be read: never deleted.
+pub const BROKEN_SUFFIX: &str = ".broken";
+
+pub fn blocks_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(BLOCKS_DIR)
+}
+
+pub fn block_dir(data_dir: &Path, ulid: &str) -> PathBuf {
+    blocks_dir(data_dir).join(ulid)
+}
+
+pub fn block_tmp_dir(data_dir: &Path, ulid: &str) -> PathBuf {
+    blocks_dir(data_dir).join(format!("{ulid}{TMP_SUFFIX}"))
+}
+
+/// The WAL directory of one shard under the WAL root (`<data-dir>/wal` or `wal.dir`).
+pub fn shard_wal_dir(wal_root: &Path, shard: usize) -> PathBuf {
+    wal_root.join(shard.to_string())
+}
+
+/// A WAL segment's file name: its sequence number, zero-padded so names sort.
+pub fn segment_name(seq: u64) -> String {
+    format!("{seq:08}")
+}
+
+/// Parses a WAL segment file name back into its sequence number.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_sort() {
+        assert_eq!(segment_name(42), "00000042");
+        assert_eq!(parse_segment_name("00000042"), Some(42));
+        assert_eq!(parse_segment_name("42"), None);
+        assert!(segment_name(9) < segment_name(10));
+    }
+}

@@ -1,0 +1,25 @@
+//! tsdb-engine: the storage and query engine of tsdb.
+//!
+//! It owns the data model ([`model`]), the write-ahead log ([`wal`]), the in-memory
+//! head ([`head`]), the compressed chunk encoding ([`chunk`]), immutable on-disk
+//! blocks ([`block`]), compaction and retention ([`compact`]), and the per-core shard
+//! with the mesh of bounded channels between shards ([`shard`], [`mesh`]).
+//!
+//! **Architecture Invariant:** this crate knows nothing about HTTP, JSON wire formats
+//! or protobuf; `tsdb-net` depends on it, never the reverse.
+
+pub mod block;
+pub mod chunk;
+pub mod compact;
+pub mod error;
+pub mod head;
+pub mod layout;
+pub mod limits;
+pub mod mesh;
+pub mod model;
+pub mod query;
+pub mod shard;
+pub mod wal;
+
+pub use error::{Error, Result};
+pub use model::{Label, Labels, MatchOp, Matcher, Sample, SeriesSamples};

@@ -1,0 +1,44 @@
+//! Every bound of the engine, in one place, with the relations between them checked at
+//! compile time.
+
+/// The head is flushed to a block once it spans this much time (Prometheus' 2 h).
+pub const BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
+
+/// Compaction levels: a merged block spans at most the next range in this list.
+pub const COMPACTION_RANGES_MS: [i64; 4] = [
+    BLOCK_RANGE_MS,
+    3 * BLOCK_RANGE_MS,
+    12 * BLOCK_RANGE_MS,
+    84 * BLOCK_RANGE_MS,
+];
+
+/// Samples per head chunk before it is sealed (Prometheus' 120 keeps decode cheap).
+pub const CHUNK_SAMPLES_MAX: usize = 120;
+
+/// Requests waiting in one shard's inbox; a full inbox makes senders wait (backpressure).
+pub const SHARD_INBOX_CAPACITY: usize = 1024;
+
+/// Append requests one WAL write may group (group commit).
+pub const GROUP_COMMIT_REQUESTS_MAX: usize = 256;
+
+/// Bytes one WAL write may group.
+pub const GROUP_COMMIT_BYTES_MAX: usize = 16 << 20;
+
+/// The largest WAL record accepted on replay; a larger length field is corruption.
+pub const WAL_RECORD_BYTES_MAX: usize = 64 << 20;
+
+/// The smallest WAL segment size we accept from configuration.
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
+
+/// The smallest memtable budget we accept from configuration.
+pub const MEMTABLE_BYTES_MIN: u64 = 1 << 20;
+
+const _: () = assert!(
+    GROUP_COMMIT_BYTES_MAX <= WAL_RECORD_BYTES_MAX,
+    "a grouped write must fit one record on replay"
+);
+const _: () = assert!(
+    (WAL_SEGMENT_BYTES_MIN as usize) < WAL_RECORD_BYTES_MAX,
+    "a record may exceed a small segment; the writer then gives it a segment of its own"
+);
+const _: () = assert!(COMPACTION_RANGES_MS[0] == BLOCK_RANGE_MS);

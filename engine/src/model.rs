@@ -1,0 +1,343 @@
+//! The data model: label sets, samples and series matchers, as Prometheus defines them.
+//!
+//! A [`Labels`] is sorted by name, has unique names and no empty values by
+//! construction: [`Labels::new`] is its one validating constructor, called once at the
+//! network boundary.
+
+use std::fmt;
+
+/// The label that carries a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// The bit pattern Prometheus uses for a staleness marker (a NaN that is not the
+/// default NaN).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether `v` is Prometheus' staleness marker.
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One label pair.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+impl Label {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Why a label set was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelsError {
+    Empty,
+    InvalidName(String),
+    InvalidMetricName(String),
+    DuplicateName(String),
+}
+
+impl fmt::Display for LabelsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelsError::Empty => write!(f, "series has no labels"),
+            LabelsError::InvalidName(n) => write!(f, "invalid label name {n:?}"),
+            LabelsError::InvalidMetricName(n) => write!(f, "invalid metric name {n:?}"),
+            LabelsError::DuplicateName(n) => write!(f, "duplicate label name {n:?}"),
+        }
+    }
+}
+
+impl std::error::Error for LabelsError {}
+
+/// A sorted, deduplicated label set without empty values.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Labels(Vec<Label>);
+
+/// Whether `name` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+impl Labels {
+    /// Validates and normalises a label set: drops empty values, sorts by name,
+    /// refuses invalid or duplicate names and an empty result.
+    pub fn new(mut labels: Vec<Label>) -> Result<Labels, LabelsError> {
+        labels.retain(|l| !l.value.is_empty());
+        if labels.is_empty() {
+            return Err(LabelsError::Empty);
+        }
+        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for pair in labels.windows(2) {
+            if let [a, b] = pair
+                && a.name == b.name
+            {
+                return Err(LabelsError::DuplicateName(a.name.clone()));
+            }
+        }
+        for l in &labels {
+            if l.name == METRIC_NAME {
+                if !is_valid_metric_name(&l.value) {
+                    return Err(LabelsError::InvalidMetricName(l.value.clone()));
+                }
+            } else if !is_valid_label_name(&l.name) {
+                return Err(LabelsError::InvalidName(l.name.clone()));
+            }
+        }
+        Ok(Labels(labels))
+    }
+
+    /// Builds a label set from pairs already known to be valid and sorted (read back
+    /// from our own WAL or blocks, which were validated when written). Still checked,
+    /// cheaply, because disk bytes can rot.
+    pub fn from_sorted(labels: Vec<Label>) -> Result<Labels, LabelsError> {
+        for pair in labels.windows(2) {
+            if let [a, b] = pair
+                && a.name >= b.name
+            {
+                return Err(LabelsError::DuplicateName(b.name.clone()));
+            }
+        }
+        if labels.is_empty() {
+            return Err(LabelsError::Empty);
+        }
+        Ok(Labels(labels))
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|l| l.value.as_str())
+    }
+
+    /// The metric name, if the series has one.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// A stable 64-bit hash of the label set; it picks the owning shard, so it must
+    /// never change between versions for data already on disk to stay where it is.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for l in &self.0 {
+            h.update(l.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(l.value.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest()
+    }
+
+    /// Bytes the label set takes in memory, for memtable accounting.
+    pub fn mem_bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 2 * std::mem::size_of::<String>())
+            .sum::<usize>()
+            + std::mem::size_of::<Vec<Label>>()
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus' notation: `name{a="b", c="d"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.metric_name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One sample of a series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn new(timestamp_ms: i64, value: f64) -> Self {
+        Sample {
+            timestamp_ms,
+            value,
+        }
+    }
+}
+
+/// A series and samples of it: the unit of ingest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// The four label-matcher kinds of PromQL.
+#[derive(Clone, Debug)]
+pub enum MatchOp {
+    Equal,
+    NotEqual,
+    /// The regex is anchored (`^(?:…)$`), as Prometheus anchors it.
+    Regex(regex::Regex),
+    NotRegex(regex::Regex),
+}
+
+/// A label matcher. A missing label matches as the empty string, as in Prometheus.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+}
+
+impl Matcher {
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+        }
+    }
+
+    /// Builds a matcher; regex kinds are compiled anchored.
+    pub fn new(name: &str, kind: &str, value: &str) -> Result<Self, regex::Error> {
+        let op = match kind {
+            "=" => MatchOp::Equal,
+            "!=" => MatchOp::NotEqual,
+            "=~" => MatchOp::Regex(anchored(value)?),
+            "!~" => MatchOp::NotRegex(anchored(value)?),
+            other => return Err(regex::Error::Syntax(format!("unknown match kind {other}"))),
+        };
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+        })
+    }
+
+    /// Whether the label value `v` (empty when the label is absent) matches.
+    pub fn matches(&self, v: &str) -> bool {
+        match &self.op {
+            MatchOp::Equal => v == self.value,
+            MatchOp::NotEqual => v != self.value,
+            MatchOp::Regex(re) => re.is_match(v),
+            MatchOp::NotRegex(re) => !re.is_match(v),
+        }
+    }
+
+    /// Whether the matcher matches the empty string (so it also matches series that
+    /// lack the label).
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// Whether a series with these labels is selected.
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+fn anchored(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?s:{re})$"))
+}
+
+/// Whether all matchers select `labels`.
+pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
+    matchers.iter().all(|m| m.matches_labels(labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_and_empty_values_dropped() {
+        let l = Labels::new(vec![
+            Label::new("b", "2"),
+            Label::new("__name__", "up"),
+            Label::new("a", ""),
+        ])
+        .unwrap();
+        let names: Vec<_> = l.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "b"]);
+        assert_eq!(l.to_string(), "up{b=\"2\"}");
+    }
+
+    #[test]
+    fn labels_refuse_bad_input() {
+        assert_eq!(
+            Labels::new(vec![Label::new("a", "1"), Label::new("a", "2")]),
+            Err(LabelsError::DuplicateName("a".into()))
+        );
+        assert_eq!(
+            Labels::new(vec![Label::new("1a", "1")]),
+            Err(LabelsError::InvalidName("1a".into()))
+        );
+        assert_eq!(
+            Labels::new(vec![Label::new("__name__", "a-b")]),
+            Err(LabelsError::InvalidMetricName("a-b".into()))
+        );
+        assert_eq!(Labels::new(vec![]), Err(LabelsError::Empty));
+    }
+
+    #[test]
+    fn matchers_anchor_regexes_and_treat_missing_as_empty() {
+        let l = Labels::new(vec![Label::new("job", "api")]).unwrap();
+        assert!(Matcher::new("job", "=~", "a.*").unwrap().matches_labels(&l));
+        assert!(!Matcher::new("job", "=~", "p").unwrap().matches_labels(&l));
+        assert!(Matcher::new("env", "=", "").unwrap().matches_labels(&l));
+        assert!(Matcher::new("env", "!~", ".+").unwrap().matches_labels(&l));
+    }
+}

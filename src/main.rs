@@ -1,0 +1,2 @@
+//! The `tsdb` binary.
+fn main() {}
