@@ -1,2 +1,33 @@
-//! The `tsdb` binary.
-fn main() {}
+//! The `tsdb` binary: turns flags > `TSDB_*` env > YAML > defaults into one `Config`,
+//! sets up logging, and runs the chosen command.
+
+mod config;
+mod logging;
+mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use config::{Command, ConfigError};
+
+fn main() -> ExitCode {
+    let command = match config::from_process() {
+        Ok(c) => c,
+        Err(ConfigError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("tsdb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Version => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "tsdb {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Start(cfg) => {
+            logging::init(cfg.log_level, cfg.log_format, cfg.log_output);
+            run::run(*cfg)
+        }
+    }
+}

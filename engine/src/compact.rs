@@ -1,1 +1,238 @@
-//! compact (being written).
+//! Compaction and retention: merging adjacent blocks into longer ranges, and deleting
+//! blocks wholly past the retention period.
+//!
+//! A merged block records in `meta.json` the level-1 blocks it holds (`sources`) and
+//! the blocks it replaced (`parents`). It is renamed into place before its parents are
+//! deleted; if a crash comes between the two, [`crate::shard::prepare_data_dir`]
+//! deletes the parents on the next start, so no sample is ever served twice or lost.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use crate::block::{self, Block, BlockMeta, ChunkData, SeriesChunks};
+use crate::error::Result;
+use crate::head::{encode_chunks, sort_dedup};
+use crate::layout;
+use crate::limits::COMPACTION_RANGES_MS;
+use crate::model::Labels;
+use crate::shard::Shard;
+
+/// Picks the blocks to merge next, as indexes into `metas` (sorted by min time), or
+/// nothing. Overlapping blocks come first (they must be merged to drop duplicates);
+/// then, for each longer range, two or more blocks that fit in one aligned window.
+pub fn plan(metas: &[&BlockMeta]) -> Option<Vec<usize>> {
+    let mut order: Vec<usize> = (0..metas.len()).collect();
+    order.sort_by_key(|&i| metas.get(i).map_or(i64::MAX, |m| m.min_time));
+    // Overlaps: a run of blocks each starting before the run's end.
+    let mut run: Vec<usize> = Vec::new();
+    let mut run_end = i64::MIN;
+    for &i in &order {
+        let Some(m) = metas.get(i) else { continue };
+        if !run.is_empty() && m.min_time <= run_end {
+            run.push(i);
+            run_end = run_end.max(m.max_time);
+            continue;
+        }
+        if run.len() > 1 {
+            return Some(run);
+        }
+        run = vec![i];
+        run_end = m.max_time;
+    }
+    if run.len() > 1 {
+        return Some(run);
+    }
+    for &range in COMPACTION_RANGES_MS.iter().skip(1) {
+        let mut windows: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for &i in &order {
+            let Some(m) = metas.get(i) else { continue };
+            let w = m.min_time.div_euclid(range);
+            if m.max_time.div_euclid(range) == w {
+                windows.entry(w).or_default().push(i);
+            }
+        }
+        if let Some(group) = windows.into_values().find(|g| g.len() > 1) {
+            return Some(group);
+        }
+    }
+    None
+}
+
+/// Merges the series of `parents` into one list of block series. Chunks are copied as
+/// they are when the parents do not overlap in time; overlapping series are decoded,
+/// merged, deduplicated by timestamp and re-encoded.
+pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
+    let mut by_labels: BTreeMap<Labels, Vec<ChunkData>> = BTreeMap::new();
+    for b in parents {
+        for s in b.all_series() {
+            let chunks = b.read_chunks(s)?;
+            by_labels.entry(b.labels(s).clone()).or_default().extend(chunks);
+        }
+    }
+    let mut out = Vec::with_capacity(by_labels.len());
+    for (labels, mut chunks) in by_labels {
+        chunks.sort_by_key(|c| c.min_time);
+        let overlapping = chunks
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if b.min_time <= a.max_time));
+        let chunks = if overlapping {
+            let mut samples = Vec::new();
+            for c in &chunks {
+                samples.extend(crate::chunk::decode(&c.data).map_err(|e| {
+                    crate::Error::corrupt(labels.to_string(), 0, format!("chunk does not decode: {}", e.0))
+                })?);
+            }
+            sort_dedup(&mut samples);
+            encode_chunks(&samples)
+        } else {
+            chunks
+        };
+        out.push(SeriesChunks { labels, chunks });
+    }
+    Ok(out)
+}
+
+impl Shard {
+    /// Deletes blocks wholly older than the retention period (by wall clock).
+    fn apply_retention(&mut self) -> Result<usize> {
+        if self.cfg.retention_ms <= 0 {
+            return Ok(0);
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let cutoff = now_ms.saturating_sub(self.cfg.retention_ms);
+        let (expired, keep): (Vec<Block>, Vec<Block>) =
+            std::mem::take(&mut self.blocks).into_iter().partition(|b| b.meta().max_time < cutoff);
+        self.blocks = keep;
+        let n = expired.len();
+        for b in expired {
+            let dir = b.dir().to_path_buf();
+            let ulid = b.meta().ulid.clone();
+            drop(b);
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| crate::Error::io(format!("delete expired block {}", dir.display()), e))?;
+            tracing::info!(shard = self.cfg.shard, block = %ulid, "deleted block past retention");
+        }
+        Ok(n)
+    }
+
+    /// Merges one group of blocks, if the plan finds one. Returns whether it did.
+    fn compact_once(&mut self) -> Result<bool> {
+        let metas: Vec<&BlockMeta> = self.blocks.iter().map(|b| b.meta()).collect();
+        let Some(group) = plan(&metas) else {
+            return Ok(false);
+        };
+        let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
+        let started = std::time::Instant::now();
+        let series = merge(&parents)?;
+        let ulid = ulid::Ulid::new().to_string();
+        let level = parents.iter().map(|b| b.meta().compaction.level).max().unwrap_or(1) + 1;
+        let mut sources: Vec<String> = parents
+            .iter()
+            .flat_map(|b| b.meta().compaction.sources.iter().cloned())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let parent_ids: Vec<String> = parents.iter().map(|b| b.meta().ulid.clone()).collect();
+        let encoded = block::encode_block(&ulid, self.cfg.shard, level, sources, parent_ids.clone(), series);
+        let path = block::write_block_dir(&layout::blocks_dir(&self.cfg.data_dir), &encoded)?;
+        let merged = Block::open(&path)?;
+        let mut removed = Vec::new();
+        let mut keep = Vec::new();
+        for (i, b) in std::mem::take(&mut self.blocks).into_iter().enumerate() {
+            if group.contains(&i) {
+                removed.push(b);
+            } else {
+                keep.push(b);
+            }
+        }
+        keep.push(merged);
+        keep.sort_by_key(|b| b.meta().min_time);
+        self.blocks = keep;
+        for b in removed {
+            let dir = b.dir().to_path_buf();
+            drop(b);
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| crate::Error::io(format!("delete compacted block {}", dir.display()), e))?;
+        }
+        self.compactions += 1;
+        tracing::info!(
+            shard = self.cfg.shard,
+            block = %ulid,
+            level,
+            parents = ?parent_ids,
+            series = encoded.meta.stats.num_series,
+            samples = encoded.meta.stats.num_samples,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "compacted blocks"
+        );
+        Ok(true)
+    }
+
+    /// Retention, then compaction until nothing is left to merge.
+    pub(crate) fn compact_now(&mut self) -> Result<()> {
+        self.apply_retention()?;
+        // Each merge shortens the list, so this ends; the bound is belt and braces.
+        for _ in 0..1024 {
+            if !self.compact_once()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The periodic run: skipped when `compaction.concurrency` shards are already at it.
+    pub(crate) fn compact_tick(&mut self) {
+        let running = &self.shared.compactions_running;
+        let limit = self.cfg.compaction_concurrency.max(1);
+        if running.fetch_add(1, Ordering::AcqRel) >= limit {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let result = self.compact_now();
+        self.shared.compactions_running.fetch_sub(1, Ordering::AcqRel);
+        if let Err(e) = result {
+            tracing::error!(shard = self.cfg.shard, error = %e, "compaction failed; will retry at the next interval");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{BlockStats, CompactionMeta};
+
+    fn meta(min: i64, max: i64) -> BlockMeta {
+        BlockMeta {
+            ulid: format!("{min}"),
+            min_time: min,
+            max_time: max,
+            stats: BlockStats {
+                num_samples: 0,
+                num_series: 0,
+                num_chunks: 0,
+            },
+            compaction: CompactionMeta {
+                level: 1,
+                sources: vec![],
+                parents: vec![],
+            },
+            version: 1,
+            shard: 0,
+        }
+    }
+
+    #[test]
+    fn plan_merges_overlaps_first_then_adjacent_blocks_in_a_window() {
+        const H: i64 = 3_600_000;
+        let a = meta(0, 2 * H - 1);
+        let b = meta(2 * H, 4 * H - 1);
+        let c = meta(3 * H, 5 * H);
+        assert_eq!(plan(&[&a, &b, &c]), Some(vec![1, 2]));
+        assert_eq!(plan(&[&a, &b]), Some(vec![0, 1]));
+        let far = meta(100 * H, 101 * H);
+        assert_eq!(plan(&[&a, &far]), None);
+        assert_eq!(plan(&[&a]), None);
+    }
+}

@@ -1,1 +1,440 @@
-//! head (being written).
+//! The head: the in-memory part of a shard (its memtable). A series index with
+//! postings, and per series its sealed chunks, one open chunk and an out-of-order
+//! buffer.
+//!
+//! Samples arriving in time order go into Gorilla chunks; a sample at or before the
+//! series' last timestamp (backfill, replays) goes into the out-of-order buffer, which
+//! is merged in when the series is read or flushed. Duplicate timestamps keep the
+//! sample written last.
+
+use std::collections::HashMap;
+
+use crate::block::{ChunkData, SeriesChunks};
+use crate::chunk::{self, XorAppender};
+use crate::limits::CHUNK_SAMPLES_MAX;
+use crate::model::{Labels, Matcher, Sample, matches_all};
+use crate::wal::record::SeriesRef;
+
+/// One series in the head.
+#[derive(Clone, Debug)]
+struct MemSeries {
+    labels: Labels,
+    wal_ref: SeriesRef,
+    sealed: Vec<ChunkData>,
+    open: XorAppender,
+    /// Samples at or before the last in-order timestamp, in arrival order.
+    ooo: Vec<Sample>,
+    last_timestamp_ms: i64,
+    min_time_ms: i64,
+    max_time_ms: i64,
+}
+
+impl MemSeries {
+    fn has_samples(&self) -> bool {
+        self.min_time_ms <= self.max_time_ms
+    }
+
+    fn overlaps(&self, min_time_ms: i64, max_time_ms: i64) -> bool {
+        self.has_samples() && self.min_time_ms <= max_time_ms && self.max_time_ms >= min_time_ms
+    }
+
+    /// All samples in `[min, max]`, sorted, one per timestamp.
+    fn samples(&self, min_time_ms: i64, max_time_ms: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for c in &self.sealed {
+            if c.max_time <= max_time_ms && c.min_time >= min_time_ms {
+                out.extend(decode_or_log(&c.data));
+            } else if c.max_time >= min_time_ms && c.min_time <= max_time_ms {
+                out.extend(
+                    decode_or_log(&c.data)
+                        .into_iter()
+                        .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
+                );
+            }
+        }
+        if self.open.num_samples() > 0
+            && self.open.max_time() >= min_time_ms
+            && self.open.min_time() <= max_time_ms
+        {
+            out.extend(
+                decode_or_log(self.open.bytes())
+                    .into_iter()
+                    .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
+            );
+        }
+        if !self.ooo.is_empty() {
+            out.extend(
+                self.ooo
+                    .iter()
+                    .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
+            );
+            sort_dedup(&mut out);
+        }
+        out
+    }
+}
+
+/// Decodes a chunk the head wrote itself. A failure is a bug (the bytes never left
+/// memory), so it is logged loudly rather than silently hiding data.
+fn decode_or_log(bytes: &[u8]) -> Vec<Sample> {
+    match chunk::decode(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "BUG: head chunk does not decode");
+            Vec::new()
+        }
+    }
+}
+
+/// Sorts samples by time and keeps, for each timestamp, the one that came last.
+pub fn sort_dedup(samples: &mut Vec<Sample>) {
+    samples.sort_by_key(|s| s.timestamp_ms);
+    // `dedup_by` keeps the first of a run; we want the last, so walk it by hand.
+    let mut out: Vec<Sample> = Vec::with_capacity(samples.len());
+    for s in samples.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.timestamp_ms == s.timestamp_ms => *last = s,
+            _ => out.push(s),
+        }
+    }
+    *samples = out;
+}
+
+/// The in-memory series index and data of one shard.
+#[derive(Debug, Default)]
+pub struct Head {
+    series: Vec<MemSeries>,
+    by_ref: HashMap<SeriesRef, u32>,
+    by_hash: HashMap<u64, Vec<u32>>,
+    /// label name → label value → ids of series having it, ascending.
+    postings: HashMap<String, HashMap<String, Vec<u32>>>,
+    min_time_ms: i64,
+    max_time_ms: i64,
+    num_samples: u64,
+    mem_bytes: usize,
+}
+
+/// A series and its samples, as read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesData {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+impl Head {
+    pub fn new() -> Self {
+        Head {
+            min_time_ms: i64::MAX,
+            max_time_ms: i64::MIN,
+            ..Head::default()
+        }
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn num_samples(&self) -> u64 {
+        self.num_samples
+    }
+
+    pub fn mem_bytes(&self) -> usize {
+        self.mem_bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.num_samples == 0
+    }
+
+    pub fn min_time_ms(&self) -> i64 {
+        self.min_time_ms
+    }
+
+    pub fn max_time_ms(&self) -> i64 {
+        self.max_time_ms
+    }
+
+    /// The time the head's samples span; 0 when empty.
+    pub fn span_ms(&self) -> i64 {
+        if self.is_empty() {
+            0
+        } else {
+            self.max_time_ms.saturating_sub(self.min_time_ms)
+        }
+    }
+
+    /// The id of the series with these labels, if the head has it.
+    pub fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
+        self.by_hash
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|&id| self.series.get(id as usize).is_some_and(|s| &s.labels == labels))
+    }
+
+    /// The id of the series with WAL reference `wal_ref`.
+    pub fn lookup_ref(&self, wal_ref: SeriesRef) -> Option<u32> {
+        self.by_ref.get(&wal_ref).copied()
+    }
+
+    pub fn labels(&self, id: u32) -> Option<&Labels> {
+        self.series.get(id as usize).map(|s| &s.labels)
+    }
+
+    pub fn wal_ref(&self, id: u32) -> Option<SeriesRef> {
+        self.series.get(id as usize).map(|s| s.wal_ref)
+    }
+
+    /// Adds a series (which the caller has checked is new) and returns its id.
+    pub fn create(&mut self, labels: Labels, hash: u64, wal_ref: SeriesRef) -> u32 {
+        let id = u32::try_from(self.series.len()).unwrap_or(u32::MAX);
+        for l in labels.iter() {
+            self.postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(id);
+        }
+        // Postings, maps and the struct itself: an estimate, for the memtable budget.
+        self.mem_bytes += labels.mem_bytes() + std::mem::size_of::<MemSeries>() + 64 * labels.len() + 48;
+        self.by_hash.entry(hash).or_default().push(id);
+        self.by_ref.insert(wal_ref, id);
+        self.series.push(MemSeries {
+            labels,
+            wal_ref,
+            sealed: Vec::new(),
+            open: XorAppender::new(),
+            ooo: Vec::new(),
+            last_timestamp_ms: i64::MIN,
+            min_time_ms: i64::MAX,
+            max_time_ms: i64::MIN,
+        });
+        id
+    }
+
+    /// Appends one sample to series `id`.
+    pub fn append(&mut self, id: u32, sample: Sample) {
+        let Some(s) = self.series.get_mut(id as usize) else {
+            tracing::error!(id, "BUG: append to a series the head does not have");
+            return;
+        };
+        let t = sample.timestamp_ms;
+        if t > s.last_timestamp_ms {
+            if s.open.num_samples() >= CHUNK_SAMPLES_MAX {
+                let full = std::mem::replace(&mut s.open, XorAppender::new());
+                s.sealed.push(ChunkData {
+                    min_time: full.min_time(),
+                    max_time: full.max_time(),
+                    num_samples: u32::try_from(full.num_samples()).unwrap_or(u32::MAX),
+                    data: full.bytes().to_vec(),
+                });
+                self.mem_bytes += std::mem::size_of::<ChunkData>();
+            }
+            let before = s.open.bytes().len();
+            s.open.append(t, sample.value);
+            self.mem_bytes += s.open.bytes().len().saturating_sub(before);
+            s.last_timestamp_ms = t;
+        } else {
+            s.ooo.push(sample);
+            self.mem_bytes += std::mem::size_of::<Sample>();
+        }
+        s.min_time_ms = s.min_time_ms.min(t);
+        s.max_time_ms = s.max_time_ms.max(t);
+        self.min_time_ms = self.min_time_ms.min(t);
+        self.max_time_ms = self.max_time_ms.max(t);
+        self.num_samples += 1;
+    }
+
+    /// Ids of the series every matcher selects, ascending.
+    fn select_ids(&self, matchers: &[Matcher]) -> Vec<u32> {
+        let mut candidates: Option<Vec<u32>> = None;
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            let Some(values) = self.postings.get(&m.name) else {
+                return Vec::new();
+            };
+            let mut ids: Vec<u32> = match &m.op {
+                crate::model::MatchOp::Equal => values.get(&m.value).cloned().unwrap_or_default(),
+                _ => {
+                    let mut ids: Vec<u32> = values
+                        .iter()
+                        .filter(|(v, _)| m.matches(v))
+                        .flat_map(|(_, ids)| ids.iter().copied())
+                        .collect();
+                    ids.sort_unstable();
+                    ids
+                }
+            };
+            if let Some(prev) = candidates {
+                ids = intersect(&prev, &ids);
+            }
+            if ids.is_empty() {
+                return ids;
+            }
+            candidates = Some(ids);
+        }
+        let all = || (0..u32::try_from(self.series.len()).unwrap_or(u32::MAX)).collect::<Vec<_>>();
+        candidates
+            .unwrap_or_else(all)
+            .into_iter()
+            .filter(|&id| {
+                self.series
+                    .get(id as usize)
+                    .is_some_and(|s| matches_all(matchers, &s.labels))
+            })
+            .collect()
+    }
+
+    /// Series selected by `matchers` with samples in `[min, max]`, and those samples.
+    pub fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Vec<SeriesData> {
+        self.select_ids(matchers)
+            .into_iter()
+            .filter_map(|id| self.series.get(id as usize))
+            .filter(|s| s.overlaps(min_time_ms, max_time_ms))
+            .filter_map(|s| {
+                let samples = s.samples(min_time_ms, max_time_ms);
+                (!samples.is_empty()).then(|| SeriesData {
+                    labels: s.labels.clone(),
+                    samples,
+                })
+            })
+            .collect()
+    }
+
+    /// Label sets of the series selected by `matchers` with samples in `[min, max]`.
+    pub fn series_labels(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Vec<Labels> {
+        self.select_ids(matchers)
+            .into_iter()
+            .filter_map(|id| self.series.get(id as usize))
+            .filter(|s| s.overlaps(min_time_ms, max_time_ms))
+            .map(|s| s.labels.clone())
+            .collect()
+    }
+
+    /// Every label name of series with samples (unsorted).
+    pub fn label_names(&self) -> Vec<String> {
+        self.postings.keys().cloned().collect()
+    }
+
+    /// Every value of label `name` (unsorted).
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.postings
+            .get(name)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The head as block series: chunks copied as they are, or re-encoded where the
+    /// out-of-order buffer has to be merged in.
+    pub fn block_series(&self) -> Vec<SeriesChunks> {
+        let mut out = Vec::with_capacity(self.series.len());
+        for s in self.series.iter().filter(|s| s.has_samples()) {
+            let chunks = if s.ooo.is_empty() {
+                let mut chunks = s.sealed.clone();
+                if s.open.num_samples() > 0 {
+                    chunks.push(ChunkData {
+                        min_time: s.open.min_time(),
+                        max_time: s.open.max_time(),
+                        num_samples: u32::try_from(s.open.num_samples()).unwrap_or(u32::MAX),
+                        data: s.open.bytes().to_vec(),
+                    });
+                }
+                chunks
+            } else {
+                encode_chunks(&s.samples(i64::MIN, i64::MAX))
+            };
+            out.push(SeriesChunks {
+                labels: s.labels.clone(),
+                chunks,
+            });
+        }
+        out
+    }
+}
+
+/// Encodes sorted, deduplicated samples into chunks of at most `CHUNK_SAMPLES_MAX`.
+pub fn encode_chunks(samples: &[Sample]) -> Vec<ChunkData> {
+    samples
+        .chunks(CHUNK_SAMPLES_MAX)
+        .filter_map(|part| {
+            let (first, last) = (part.first()?, part.last()?);
+            Some(ChunkData {
+                min_time: first.timestamp_ms,
+                max_time: last.timestamp_ms,
+                num_samples: u32::try_from(part.len()).unwrap_or(u32::MAX),
+                data: chunk::encode(part),
+            })
+        })
+        .collect()
+}
+
+/// Intersects two ascending id lists.
+pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(x);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Label;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()).unwrap()
+    }
+
+    #[test]
+    fn head_appends_in_and_out_of_order_and_dedups() {
+        let mut h = Head::new();
+        let l = labels(&[("__name__", "up"), ("job", "a")]);
+        let id = h.create(l.clone(), l.stable_hash(), 1);
+        for t in 0..300 {
+            h.append(id, Sample::new(t * 10, t as f64));
+        }
+        h.append(id, Sample::new(5, -1.0));
+        h.append(id, Sample::new(10, 42.0));
+        let got = h.select(&[Matcher::equal("job", "a")], 0, 30);
+        assert_eq!(got.len(), 1);
+        let ts: Vec<_> = got[0].samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+        assert_eq!(ts, [(0, 0.0), (5, -1.0), (10, 42.0), (20, 2.0), (30, 3.0)]);
+        assert_eq!(h.lookup(&l, l.stable_hash()), Some(id));
+        let blocks = h.block_series();
+        let n: u32 = blocks[0].chunks.iter().map(|c| c.num_samples).sum();
+        assert_eq!(n, 301);
+    }
+
+    #[test]
+    fn postings_select_by_every_matcher_kind() {
+        let mut h = Head::new();
+        for (i, job) in ["a", "b", "c"].iter().enumerate() {
+            let l = labels(&[("__name__", "up"), ("job", job)]);
+            let id = h.create(l.clone(), l.stable_hash(), i as u64);
+            h.append(id, Sample::new(1, 1.0));
+        }
+        let count = |m: Vec<Matcher>| h.select(&m, 0, 10).len();
+        assert_eq!(count(vec![Matcher::new("job", "=", "a").unwrap()]), 1);
+        assert_eq!(count(vec![Matcher::new("job", "!=", "a").unwrap()]), 2);
+        assert_eq!(count(vec![Matcher::new("job", "=~", "a|b").unwrap()]), 2);
+        assert_eq!(count(vec![Matcher::new("job", "!~", "a|b").unwrap()]), 1);
+        assert_eq!(count(vec![Matcher::new("__name__", "=", "up").unwrap()]), 3);
+        assert_eq!(count(vec![Matcher::new("nope", "=", "x").unwrap()]), 0);
+        assert_eq!(h.select(&[Matcher::equal("job", "a")], 2, 10).len(), 0);
+    }
+
+    #[test]
+    fn intersect_works() {
+        assert_eq!(intersect(&[1, 3, 5, 7], &[2, 3, 7, 9]), [3, 7]);
+    }
+}

@@ -17,7 +17,6 @@ pub mod layout;
 pub mod limits;
 pub mod mesh;
 pub mod model;
-pub mod query;
 pub mod shard;
 pub mod wal;
 

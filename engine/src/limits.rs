@@ -27,6 +27,13 @@ pub const GROUP_COMMIT_BYTES_MAX: usize = 16 << 20;
 /// The largest WAL record accepted on replay; a larger length field is corruption.
 pub const WAL_RECORD_BYTES_MAX: usize = 64 << 20;
 
+/// Samples in one WAL samples record (24 bytes each), so a record stays far below
+/// [`WAL_RECORD_BYTES_MAX`] however large a request is.
+pub const SAMPLES_PER_RECORD_MAX: usize = 256 * 1024;
+
+/// Series in one WAL series record.
+pub const SERIES_PER_RECORD_MAX: usize = 16 * 1024;
+
 /// The smallest WAL segment size we accept from configuration.
 pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 
@@ -40,5 +47,9 @@ const _: () = assert!(
 const _: () = assert!(
     (WAL_SEGMENT_BYTES_MIN as usize) < WAL_RECORD_BYTES_MAX,
     "a record may exceed a small segment; the writer then gives it a segment of its own"
+);
+const _: () = assert!(
+    SAMPLES_PER_RECORD_MAX * crate::wal::record::SAMPLE_BYTES < WAL_RECORD_BYTES_MAX,
+    "a full samples record must be readable on replay"
 );
 const _: () = assert!(COMPACTION_RANGES_MS[0] == BLOCK_RANGE_MS);

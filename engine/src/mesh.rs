@@ -1,1 +1,277 @@
-//! mesh (being written).
+//! The mesh: bounded channels into every shard's inbox, and the fan-out/merge of
+//! requests that touch several shards.
+//!
+//! Any core may hold a [`Mesh`]; it is the only way to reach a shard.
+//! **Architecture Invariant:** a shard's state is touched only by its own core; other
+//! cores send it a [`ShardRequest`] and await the reply.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::head::{SeriesData, sort_dedup};
+use crate::model::{Labels, Matcher, SeriesSamples};
+
+/// A reply channel: one message, then it is dropped.
+pub type Reply<T> = flume::Sender<Result<T>>;
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub samples: u64,
+    pub series_created: u64,
+}
+
+/// The state of a shard, for status routes and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct ShardStatus {
+    pub shard: u32,
+    pub head_series: u64,
+    pub head_samples: u64,
+    pub head_bytes: u64,
+    pub head_min_time_ms: i64,
+    pub head_max_time_ms: i64,
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub wal_bytes: u64,
+    pub read_only: Option<String>,
+    pub samples_appended: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+}
+
+/// Everything a shard can be asked.
+#[derive(Debug)]
+pub enum ShardRequest {
+    Append {
+        batch: Vec<SeriesSamples>,
+        reply: Reply<AppendOutcome>,
+    },
+    Select {
+        matchers: Vec<Matcher>,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        reply: Reply<Vec<SeriesData>>,
+    },
+    Series {
+        matcher_sets: Vec<Vec<Matcher>>,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        reply: Reply<Vec<Labels>>,
+    },
+    LabelNames {
+        matcher_sets: Vec<Vec<Matcher>>,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        reply: Reply<Vec<String>>,
+    },
+    LabelValues {
+        name: String,
+        matcher_sets: Vec<Vec<Matcher>>,
+        min_time_ms: i64,
+        max_time_ms: i64,
+        reply: Reply<Vec<String>>,
+    },
+    /// Persist the head into a block now.
+    Flush { reply: Reply<()> },
+    /// Run compaction and retention now.
+    Compact { reply: Reply<()> },
+    Status { reply: Reply<ShardStatus> },
+    /// Sync the WAL and stop the shard's loop.
+    Shutdown { reply: Reply<()> },
+}
+
+/// Senders into every shard's inbox.
+#[derive(Clone, Debug)]
+pub struct Mesh {
+    inboxes: Arc<[flume::Sender<ShardRequest>]>,
+}
+
+fn gone() -> Error {
+    Error::Unavailable("shard is shutting down".into())
+}
+
+impl Mesh {
+    pub fn new(inboxes: Vec<flume::Sender<ShardRequest>>) -> Mesh {
+        Mesh {
+            inboxes: inboxes.into(),
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The shard that owns a series.
+    pub fn shard_of(&self, labels: &Labels) -> usize {
+        (labels.stable_hash() % self.inboxes.len().max(1) as u64) as usize
+    }
+
+    async fn send(&self, shard: usize, req: ShardRequest) -> Result<()> {
+        let inbox = self.inboxes.get(shard).ok_or_else(gone)?;
+        inbox.send_async(req).await.map_err(|_| gone())
+    }
+
+    /// Sends one request to every shard (built by `make`) and collects the replies.
+    async fn fan_out<T>(&self, make: impl Fn(Reply<T>) -> ShardRequest) -> Result<Vec<T>> {
+        let mut waits = Vec::with_capacity(self.inboxes.len());
+        for shard in 0..self.inboxes.len() {
+            let (tx, rx) = flume::bounded(1);
+            self.send(shard, make(tx)).await?;
+            waits.push(rx);
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for rx in waits {
+            out.push(rx.recv_async().await.map_err(|_| gone())??);
+        }
+        Ok(out)
+    }
+
+    /// Splits a validated batch by owner shard, writes each part, and returns once
+    /// every shard involved has its WAL record written (and synced, if so configured).
+    /// On error some shards may have written their part: the caller reports the error
+    /// and the client retries, which is safe since duplicates are dropped by timestamp.
+    pub async fn append(&self, batch: Vec<SeriesSamples>) -> Result<AppendOutcome> {
+        let n = self.inboxes.len();
+        let mut parts: Vec<Vec<SeriesSamples>> = (0..n).map(|_| Vec::new()).collect();
+        for s in batch {
+            let shard = self.shard_of(&s.labels);
+            if let Some(p) = parts.get_mut(shard) {
+                p.push(s);
+            }
+        }
+        let mut waits = Vec::new();
+        for (shard, part) in parts.into_iter().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            let (tx, rx) = flume::bounded(1);
+            self.send(shard, ShardRequest::Append { batch: part, reply: tx }).await?;
+            waits.push(rx);
+        }
+        let mut total = AppendOutcome::default();
+        let mut first_err = None;
+        for rx in waits {
+            match rx.recv_async().await.map_err(|_| gone()) {
+                Ok(Ok(o)) => {
+                    total.samples += o.samples;
+                    total.series_created += o.series_created;
+                }
+                Ok(Err(e)) | Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// Series selected by `matchers` and their samples in `[min, max]`, sorted by labels.
+    pub async fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<SeriesData>> {
+        let parts = self
+            .fan_out(|reply| ShardRequest::Select {
+                matchers: matchers.to_vec(),
+                min_time_ms,
+                max_time_ms,
+                reply,
+            })
+            .await?;
+        Ok(merge_series(parts.into_iter().flatten()))
+    }
+
+    /// Label sets selected by any of `matcher_sets`, sorted and unique.
+    pub async fn series(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<Labels>> {
+        let parts = self
+            .fan_out(|reply| ShardRequest::Series {
+                matcher_sets: matcher_sets.to_vec(),
+                min_time_ms,
+                max_time_ms,
+                reply,
+            })
+            .await?;
+        let set: BTreeSet<Labels> = parts.into_iter().flatten().collect();
+        Ok(set.into_iter().collect())
+    }
+
+    pub async fn label_names(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<String>> {
+        let parts = self
+            .fan_out(|reply| ShardRequest::LabelNames {
+                matcher_sets: matcher_sets.to_vec(),
+                min_time_ms,
+                max_time_ms,
+                reply,
+            })
+            .await?;
+        let set: BTreeSet<String> = parts.into_iter().flatten().collect();
+        Ok(set.into_iter().collect())
+    }
+
+    pub async fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<Vec<String>> {
+        let parts = self
+            .fan_out(|reply| ShardRequest::LabelValues {
+                name: name.to_string(),
+                matcher_sets: matcher_sets.to_vec(),
+                min_time_ms,
+                max_time_ms,
+                reply,
+            })
+            .await?;
+        let set: BTreeSet<String> = parts.into_iter().flatten().collect();
+        Ok(set.into_iter().collect())
+    }
+
+    pub async fn flush(&self) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::Flush { reply }).await.map(|_| ())
+    }
+
+    pub async fn compact(&self) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::Compact { reply }).await.map(|_| ())
+    }
+
+    pub async fn status(&self) -> Result<Vec<ShardStatus>> {
+        self.fan_out(|reply| ShardRequest::Status { reply }).await
+    }
+
+    /// Blocking form of shutdown for the main thread: asks every shard to sync and stop.
+    pub fn shutdown_blocking(&self) -> Vec<Result<()>> {
+        let mut waits = Vec::new();
+        for inbox in self.inboxes.iter() {
+            let (tx, rx) = flume::bounded(1);
+            if inbox.send(ShardRequest::Shutdown { reply: tx }).is_ok() {
+                waits.push(rx);
+            }
+        }
+        waits
+            .into_iter()
+            .map(|rx| rx.recv().map_err(|_| gone()).and_then(|r| r))
+            .collect()
+    }
+}
+
+/// Merges series from several sources (shards, blocks, head) by label set; samples of
+/// the same series are merged and deduplicated by timestamp.
+pub fn merge_series(parts: impl IntoIterator<Item = SeriesData>) -> Vec<SeriesData> {
+    let mut by_labels: BTreeMap<Labels, (Vec<crate::model::Sample>, usize)> = BTreeMap::new();
+    for s in parts {
+        let e = by_labels.entry(s.labels).or_default();
+        e.0.extend(s.samples);
+        e.1 += 1;
+    }
+    by_labels
+        .into_iter()
+        .map(|(labels, (mut samples, sources))| {
+            if sources > 1 {
+                sort_dedup(&mut samples);
+            }
+            SeriesData { labels, samples }
+        })
+        .collect()
+}

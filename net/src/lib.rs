@@ -4,4 +4,8 @@
 //! **Architecture Invariant:** net never opens a file; everything on disk goes through
 //! `tsdb-engine`.
 
+pub mod http;
+pub mod params;
+pub mod routes;
+pub mod server;
 pub mod wire;

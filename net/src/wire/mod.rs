@@ -9,9 +9,10 @@ pub mod json_lines;
 pub mod line_protocol;
 pub mod remote_write;
 
+use std::collections::HashMap;
 use std::fmt;
 
-use tsdb_engine::model::{Label, Labels, SeriesSamples};
+use tsdb_engine::model::{Label, Labels, Sample, SeriesSamples};
 
 /// Per-request bounds on ingest, from configuration.
 #[derive(Clone, Debug)]
@@ -47,7 +48,10 @@ pub enum WireError {
     BadData(String),
     /// A configured limit was hit; `limit` is its name as counted in
     /// `tsdb_limit_hits_total{limit=…}`.
-    Limit { limit: &'static str, message: String },
+    Limit {
+        limit: &'static str,
+        message: String,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -102,10 +106,7 @@ pub fn build_labels(labels: Vec<Label>, limits: &IngestLimits) -> Result<Labels,
 }
 
 /// Checks the number of series in a decoded request.
-pub fn check_series_count(
-    batch: &[SeriesSamples],
-    limits: &IngestLimits,
-) -> Result<(), WireError> {
+pub fn check_series_count(batch: &[SeriesSamples], limits: &IngestLimits) -> Result<(), WireError> {
     if batch.len() > limits.series_per_request_max {
         return Err(WireError::Limit {
             limit: "series_per_request",
@@ -117,4 +118,148 @@ pub fn check_series_count(
         });
     }
     Ok(())
+}
+
+/// The lines of a text body, numbered from 1, without their `\n` or a trailing `\r`.
+/// Shared by the text formats so that every error names lines the same way.
+pub(crate) fn numbered_lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    body.split(|&b| b == b'\n').enumerate().map(|(i, line)| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        (i + 1, line)
+    })
+}
+
+/// Prefixes an error with the line it came from, keeping its class (a limit stays a
+/// limit, so it is still counted as one).
+pub(crate) fn at_line(line_no: usize, err: WireError) -> WireError {
+    match err {
+        WireError::BadData(m) => WireError::BadData(format!("line {line_no}: {m}")),
+        WireError::Limit { limit, message } => WireError::Limit {
+            limit,
+            message: format!("line {line_no}: {message}"),
+        },
+    }
+}
+
+/// Collects the samples of one request, merging samples of the same series into one
+/// [`SeriesSamples`] so that the engine looks each series up once per request. The
+/// series limit is checked as series are added, so a huge request fails early.
+#[derive(Default)]
+pub(crate) struct BatchBuilder {
+    index: HashMap<Labels, usize>,
+    series: Vec<SeriesSamples>,
+}
+
+impl BatchBuilder {
+    pub(crate) fn push(
+        &mut self,
+        labels: Labels,
+        sample: Sample,
+        limits: &IngestLimits,
+    ) -> Result<(), WireError> {
+        if let Some(series) = self
+            .index
+            .get(&labels)
+            .and_then(|&i| self.series.get_mut(i))
+        {
+            series.samples.push(sample);
+            return Ok(());
+        }
+        self.index.insert(labels.clone(), self.series.len());
+        self.series.push(SeriesSamples {
+            labels,
+            samples: vec![sample],
+        });
+        check_series_count(&self.series, limits)
+    }
+
+    /// Adds several samples of one series at once (one lookup instead of one per sample).
+    pub(crate) fn extend(
+        &mut self,
+        labels: Labels,
+        samples: Vec<Sample>,
+        limits: &IngestLimits,
+    ) -> Result<(), WireError> {
+        if let Some(series) = self
+            .index
+            .get(&labels)
+            .and_then(|&i| self.series.get_mut(i))
+        {
+            series.samples.extend(samples);
+            return Ok(());
+        }
+        self.index.insert(labels.clone(), self.series.len());
+        self.series.push(SeriesSamples { labels, samples });
+        check_series_count(&self.series, limits)
+    }
+
+    pub(crate) fn finish(self) -> Vec<SeriesSamples> {
+        self.series
+    }
+}
+
+/// A seeded generator of malformed inputs for the parsers' robustness tests: each
+/// parser must survive mutated copies of valid examples without panicking.
+#[cfg(test)]
+pub(crate) mod fuzz {
+    /// xorshift64*: tiny, deterministic, good enough to pick mutations.
+    pub(crate) struct Rng(u64);
+
+    impl Rng {
+        pub(crate) fn new(seed: u64) -> Rng {
+            Rng(seed.max(1))
+        }
+
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        /// A number in `0..n` (`n > 0`).
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Bytes that mean something to at least one text format.
+    const INTERESTING: &[u8] = b"\\\",= \n\r\t{}#:.-+eEiuInN0123456789x_\xff\xc3\x00";
+
+    /// A mutated copy of one of `seeds` (or, sometimes, random bytes).
+    pub(crate) fn mutate(rng: &mut Rng, seeds: &[&[u8]]) -> Vec<u8> {
+        let mut out = match seeds.get(rng.below(seeds.len())) {
+            Some(s) if rng.below(16) != 0 => s.to_vec(),
+            _ => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+        };
+        for _ in 0..=rng.below(4) {
+            let at = rng.below(out.len() + 1);
+            let byte = match rng.below(2) {
+                0 => rng.next() as u8,
+                _ => INTERESTING
+                    .get(rng.below(INTERESTING.len()))
+                    .copied()
+                    .unwrap_or(0),
+            };
+            match rng.below(6) {
+                0 => out.insert(at, byte),
+                1 if at < out.len() => {
+                    out.remove(at);
+                }
+                2 => out.truncate(at),
+                3 => {
+                    // Duplicate a span: grows repeated structure (labels, fields).
+                    let end = (at + rng.below(32)).min(out.len());
+                    let span: Vec<u8> = out.get(at..end).unwrap_or_default().to_vec();
+                    out.splice(at..at, span);
+                }
+                _ => {
+                    if let Some(b) = out.get_mut(at) {
+                        *b = byte;
+                    }
+                }
+            }
+        }
+        out
+    }
 }

@@ -1,0 +1,371 @@
+//! Reading a block: [`Block::open`] checks `meta.json` and the whole `index` and keeps
+//! the parsed index in memory; queries pick series through postings and read only the
+//! chunks they need with positioned reads. [`verify_block`] checks everything.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use super::chunks;
+use super::index::{self, ChunkMeta, Index, SeriesEntry};
+use super::meta::{BlockMeta, BlockStats};
+use super::writer::ChunkData;
+use crate::chunk;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE};
+use crate::model::{Labels, MatchOp, Matcher, Sample, matches_all};
+
+/// A series of one block: its position in the block's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesRef(pub u32);
+
+/// An opened block: its meta, its parsed index and its open `chunks` file.
+#[derive(Debug)]
+pub struct Block {
+    dir: PathBuf,
+    meta: BlockMeta,
+    index: Index,
+    chunks: File,
+    chunks_path: PathBuf,
+    size_bytes: u64,
+}
+
+impl Block {
+    /// Opens the block in `dir`, checking `meta.json`, the index's checksum and
+    /// structure, the chunks file's header and that all three agree. Every error
+    /// names the file at fault.
+    pub fn open(dir: &Path) -> Result<Block> {
+        open_dir(dir, true)
+    }
+
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The series all `matchers` select that have a chunk overlapping
+    /// `[min_time, max_time]`, ascending.
+    ///
+    /// Matchers that do not match the empty string narrow the candidates through
+    /// postings (a series lacking their label cannot match them); the others are
+    /// checked on each candidate's labels. With only the latter, every series is a
+    /// candidate, as in Prometheus.
+    pub fn select(&self, matchers: &[Matcher], min_time: i64, max_time: i64) -> Vec<SeriesRef> {
+        let (narrowing, filtering): (Vec<&Matcher>, Vec<&Matcher>) =
+            matchers.iter().partition(|m| !m.matches_empty());
+        let mut lists: Vec<Vec<u32>> = narrowing.iter().map(|m| self.postings(m)).collect();
+        // Intersecting from the shortest list keeps every step as cheap as possible.
+        lists.sort_unstable_by_key(Vec::len);
+        let mut lists = lists.into_iter();
+        let mut candidates = match lists.next() {
+            Some(first) => first,
+            None => (0..self.index.series.len() as u32).collect(),
+        };
+        for list in lists {
+            candidates.retain(|r| list.binary_search(r).is_ok());
+        }
+        let filtering: Vec<Matcher> = filtering.into_iter().cloned().collect();
+        candidates
+            .into_iter()
+            .filter_map(|r| {
+                let s = self.index.series.get(r as usize)?;
+                let in_range = s.chunks.iter().any(|c| c.overlaps(min_time, max_time));
+                (in_range && matches_all(&filtering, &s.labels)).then_some(SeriesRef(r))
+            })
+            .collect()
+    }
+
+    /// The union of the postings of the values of `m.name` that `m` matches.
+    fn postings(&self, m: &Matcher) -> Vec<u32> {
+        let Some(name) = self.label_name(&m.name) else {
+            return Vec::new();
+        };
+        if let MatchOp::Equal = m.op {
+            return name
+                .values
+                .binary_search_by(|v| v.value.as_str().cmp(&m.value))
+                .ok()
+                .and_then(|i| name.values.get(i))
+                .map(|v| v.postings.clone())
+                .unwrap_or_default();
+        }
+        let mut out: Vec<u32> = name
+            .values
+            .iter()
+            .filter(|v| m.matches(&v.value))
+            .flat_map(|v| v.postings.iter().copied())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn label_name(&self, name: &str) -> Option<&index::LabelName> {
+        let i = self
+            .index
+            .labels
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()?;
+        self.index.labels.get(i)
+    }
+
+    fn series(&self, s: SeriesRef) -> &SeriesEntry {
+        match self.index.series.get(s.0 as usize) {
+            Some(e) => e,
+            None => panic!(
+                "BUG: {s:?} out of range for block {} of {} series",
+                self.meta.ulid,
+                self.index.series.len()
+            ),
+        }
+    }
+
+    pub fn labels(&self, s: SeriesRef) -> &Labels {
+        &self.series(s).labels
+    }
+
+    /// The series' samples in `[min_time, max_time]`, reading only the chunks that
+    /// overlap it, each checked against its checksum and its index entry.
+    pub fn read_samples(&self, s: SeriesRef, min_time: i64, max_time: i64) -> Result<Vec<Sample>> {
+        let mut out = Vec::new();
+        for c in self.series(s).chunks.iter() {
+            if !c.overlaps(min_time, max_time) {
+                continue;
+            }
+            let data = chunks::read_record(&self.chunks, &self.chunks_path, c.offset, c.len)?;
+            let samples = self.decode_chunk(c, &data)?;
+            out.extend(
+                samples
+                    .into_iter()
+                    .filter(|x| (min_time..=max_time).contains(&x.timestamp_ms)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Decodes a chunk and checks it holds what the index says: the pair to the
+    /// checks made before it was sealed.
+    fn decode_chunk(&self, c: &ChunkMeta, data: &[u8]) -> Result<Vec<Sample>> {
+        let samples = chunk::decode(data)
+            .map_err(|e| Error::corrupt(&self.chunks_path, c.offset, e.to_string()))?;
+        let first = samples.first().map(|x| x.timestamp_ms);
+        let last = samples.last().map(|x| x.timestamp_ms);
+        if samples.len() != c.num_samples as usize
+            || first != Some(c.min_time)
+            || last != Some(c.max_time)
+        {
+            return Err(Error::corrupt(
+                &self.chunks_path,
+                c.offset,
+                format!(
+                    "chunk holds {} samples {first:?}..={last:?}, the index says {} samples {}..={}",
+                    samples.len(),
+                    c.num_samples,
+                    c.min_time,
+                    c.max_time
+                ),
+            ));
+        }
+        Ok(samples)
+    }
+
+    /// The series' chunks as stored (checksums verified, not decoded), so compaction
+    /// can copy them without re-encoding.
+    pub fn read_chunks(&self, s: SeriesRef) -> Result<Vec<ChunkData>> {
+        self.series(s)
+            .chunks
+            .iter()
+            .map(|c| {
+                let data = chunks::read_record(&self.chunks, &self.chunks_path, c.offset, c.len)?;
+                // The header's count is an O(1) check that the index and chunk agree.
+                let count = data
+                    .get(..2)
+                    .map(|h| h.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
+                if count != Some(c.num_samples) {
+                    return Err(Error::corrupt(
+                        &self.chunks_path,
+                        c.offset,
+                        format!(
+                            "chunk counts {count:?} samples, the index says {}",
+                            c.num_samples
+                        ),
+                    ));
+                }
+                Ok(ChunkData {
+                    min_time: c.min_time,
+                    max_time: c.max_time,
+                    num_samples: c.num_samples,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    /// Label names present in the block, sorted.
+    pub fn label_names(&self) -> Vec<&str> {
+        self.index.labels.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    /// The values of label `name`, sorted; empty if no series has it.
+    pub fn label_values(&self, name: &str) -> Vec<&str> {
+        self.label_name(name)
+            .map(|l| l.values.iter().map(|v| v.value.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.index.series.len()
+    }
+
+    pub fn all_series(&self) -> impl Iterator<Item = SeriesRef> + use<> {
+        (0..self.index.series.len() as u32).map(SeriesRef)
+    }
+
+    /// Bytes of the block's three files.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+}
+
+/// Opens a block; `check_name` also requires the directory to be named by the ULID
+/// (false only for the `.tmp` directory checked before its rename).
+fn open_dir(dir: &Path, check_name: bool) -> Result<Block> {
+    let meta_path = dir.join(META_FILE);
+    let index_path = dir.join(INDEX_FILE);
+    let chunks_path = dir.join(CHUNKS_FILE);
+    let read = |path: &Path| fs::read(path).ctx(|| format!("open block: read {}", path.display()));
+
+    let meta_bytes = read(&meta_path)?;
+    let meta = BlockMeta::parse(&meta_path, &meta_bytes)?;
+    if check_name && dir.file_name().and_then(|n| n.to_str()) != Some(meta.ulid.as_str()) {
+        return Err(Error::corrupt(
+            &meta_path,
+            0,
+            format!("ulid {} does not name the block's directory", meta.ulid),
+        ));
+    }
+    let chunks =
+        File::open(&chunks_path).ctx(|| format!("open block: open {}", chunks_path.display()))?;
+    let chunks_len = chunks
+        .metadata()
+        .ctx(|| format!("open block: stat {}", chunks_path.display()))?
+        .len();
+    chunks::check_header(&chunks, &chunks_path, chunks_len)?;
+    let index_bytes = read(&index_path)?;
+    let index = index::parse(&index_path, &index_bytes, chunks_len)?;
+    check_meta_matches_index(&meta_path, &meta, &index)?;
+    Ok(Block {
+        dir: dir.to_path_buf(),
+        size_bytes: meta_bytes.len() as u64 + index_bytes.len() as u64 + chunks_len,
+        meta,
+        index,
+        chunks,
+        chunks_path,
+    })
+}
+
+/// The meta is written from the same data as the index, so any disagreement means
+/// one of the two files is not what the writer wrote.
+fn check_meta_matches_index(meta_path: &Path, meta: &BlockMeta, index: &Index) -> Result<()> {
+    let chunks = || index.series.iter().flat_map(|s| s.chunks.iter());
+    let stats = BlockStats {
+        num_samples: chunks().map(|c| u64::from(c.num_samples)).sum(),
+        num_series: index.series.len() as u64,
+        num_chunks: chunks().count() as u64,
+    };
+    let min_time = chunks().map(|c| c.min_time).min().unwrap_or(i64::MAX);
+    let max_time = chunks().map(|c| c.max_time).max().unwrap_or(i64::MIN);
+    if stats != meta.stats || min_time != meta.min_time || max_time != meta.max_time {
+        return Err(Error::corrupt(
+            meta_path,
+            0,
+            format!(
+                "meta says {:?} over {}..={}, the index holds {stats:?} over {min_time}..={max_time}",
+                meta.stats, meta.min_time, meta.max_time
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a block completely: everything [`Block::open`] checks, plus every chunk's
+/// checksum and decoding against its index entry, chunk records not overlapping in
+/// `chunks`, and postings equal to what the series' labels imply. Returns the stats
+/// counted from the data.
+pub fn verify_block(dir: &Path) -> Result<BlockStats> {
+    verify_dir(dir, true)
+}
+
+pub(crate) fn verify_dir(dir: &Path, check_name: bool) -> Result<BlockStats> {
+    let block = open_dir(dir, check_name)?;
+    let mut stats = BlockStats::default();
+    let mut records: Vec<(u64, u64)> = Vec::new();
+    for s in block.all_series() {
+        let samples = block.read_samples(s, i64::MIN, i64::MAX)?;
+        stats.num_series += 1;
+        stats.num_samples += samples.len() as u64;
+        for c in &block.series(s).chunks {
+            stats.num_chunks += 1;
+            records.push((
+                c.offset,
+                c.offset + chunks::RECORD_HEADER_BYTES + u64::from(c.len),
+            ));
+        }
+    }
+    records.sort_unstable();
+    for pair in records.windows(2) {
+        if let [(_, end), (next, _)] = pair
+            && end > next
+        {
+            return Err(Error::corrupt(
+                &block.chunks_path,
+                *next,
+                format!("chunk record at {next} overlaps the one ending at {end}"),
+            ));
+        }
+    }
+    check_postings(&block)?;
+    if stats != block.meta.stats {
+        return Err(Error::corrupt(
+            dir.join(META_FILE),
+            0,
+            format!("meta says {:?}, the data holds {stats:?}", block.meta.stats),
+        ));
+    }
+    Ok(stats)
+}
+
+/// Rebuilds the label table and postings from the series' labels and compares.
+fn check_postings(block: &Block) -> Result<()> {
+    let mut want: std::collections::BTreeMap<(&str, &str), Vec<u32>> = Default::default();
+    for (i, s) in block.index.series.iter().enumerate() {
+        for l in s.labels.iter() {
+            want.entry((&l.name, &l.value)).or_default().push(i as u32);
+        }
+    }
+    let got: Vec<((&str, &str), &Vec<u32>)> = block
+        .index
+        .labels
+        .iter()
+        .flat_map(|n| {
+            n.values
+                .iter()
+                .map(move |v| ((n.name.as_str(), v.value.as_str()), &v.postings))
+        })
+        .collect();
+    let same = got.len() == want.len()
+        && got
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| g.0 == *w.0 && g.1 == w.1);
+    if !same {
+        return Err(Error::corrupt(
+            block.dir.join(INDEX_FILE),
+            0,
+            "postings do not match the series' labels",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! Building a block: [`encode_block`] turns series and their sealed chunks into the
+//! bytes of `chunks`, `index` and `meta.json` in memory; [`write_block_dir`] puts them
+//! on disk so that a crash at any point leaves either no block or a whole one.
+//!
+//! Encoding is separate from writing so the shard can hand the bytes to whatever
+//! storage it drives (io_uring, a simulated disk) and tests need no file system.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::chunks;
+use super::index::{self, ChunkMeta, SeriesEntry};
+use super::meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
+use crate::chunk;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE, TMP_SUFFIX};
+use crate::model::{Labels, Sample};
+
+/// One sealed XOR chunk and what it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkData {
+    pub min_time: i64,
+    /// The last sample's timestamp, inclusive.
+    pub max_time: i64,
+    pub num_samples: u32,
+    /// An XOR chunk, as [`chunk::encode`] makes it.
+    pub data: Vec<u8>,
+}
+
+impl ChunkData {
+    /// Encodes samples sorted strictly by time (at least one, at most
+    /// [`chunk::CHUNK_SAMPLES_LIMIT`]).
+    pub fn from_samples(samples: &[Sample]) -> ChunkData {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            panic!("BUG: a chunk needs at least one sample");
+        };
+        ChunkData {
+            min_time: first.timestamp_ms,
+            max_time: last.timestamp_ms,
+            num_samples: samples.len() as u32,
+            data: chunk::encode(samples),
+        }
+    }
+}
+
+/// A series and its chunks, sorted by time and not overlapping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesChunks {
+    pub labels: Labels,
+    pub chunks: Vec<ChunkData>,
+}
+
+/// A block's three files, encoded.
+#[derive(Clone, Debug)]
+pub struct EncodedBlock {
+    pub index: Vec<u8>,
+    pub chunks: Vec<u8>,
+    pub meta: BlockMeta,
+}
+
+/// Encodes a block. Series are sorted by labels (a series' position becomes its
+/// `SeriesRef`); series without chunks are left out, since they hold nothing to read.
+/// A level-1 block lists itself among its sources if the caller did not.
+///
+/// Duplicate label sets, unsorted or overlapping chunks and chunks whose header
+/// disagrees with their `num_samples` are bugs of the caller and panic.
+pub fn encode_block(
+    ulid: &str,
+    shard: u32,
+    level: u32,
+    mut sources: Vec<String>,
+    parents: Vec<String>,
+    mut series: Vec<SeriesChunks>,
+) -> EncodedBlock {
+    assert!(level >= 1, "BUG: block {ulid} at compaction level 0");
+    series.retain(|s| !s.chunks.is_empty());
+    series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+
+    let mut chunks_file = chunks::header().to_vec();
+    let mut entries: Vec<SeriesEntry> = Vec::with_capacity(series.len());
+    let mut stats = BlockStats::default();
+    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+    for s in series {
+        if entries.last().is_some_and(|prev| prev.labels == s.labels) {
+            panic!("BUG: block {ulid} given series {} twice", s.labels);
+        }
+        check_chunks(&s);
+        let mut metas = Vec::with_capacity(s.chunks.len());
+        for c in &s.chunks {
+            let offset = chunks::append_record(&mut chunks_file, &c.data);
+            metas.push(ChunkMeta {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                num_samples: c.num_samples,
+                offset,
+                len: c.data.len() as u32,
+            });
+            stats.num_samples += u64::from(c.num_samples);
+            stats.num_chunks += 1;
+            min_time = min_time.min(c.min_time);
+            max_time = max_time.max(c.max_time);
+        }
+        stats.num_series += 1;
+        entries.push(SeriesEntry {
+            labels: s.labels,
+            chunks: metas,
+        });
+    }
+
+    if level == 1 && !sources.iter().any(|s| s == ulid) {
+        sources.push(ulid.to_string());
+    }
+    EncodedBlock {
+        index: index::encode(&entries),
+        chunks: chunks_file,
+        meta: BlockMeta {
+            ulid: ulid.to_string(),
+            min_time,
+            max_time,
+            stats,
+            compaction: CompactionMeta {
+                level,
+                sources,
+                parents,
+            },
+            version: META_VERSION,
+            shard,
+        },
+    }
+}
+
+/// The invariants the index format relies on, checked before a chunk is sealed into a
+/// block; the matching checks run when it is read back.
+fn check_chunks(s: &SeriesChunks) {
+    let mut prev_max: Option<i64> = None;
+    for c in &s.chunks {
+        let header = c
+            .data
+            .get(..2)
+            .map(|h| h.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
+        assert!(
+            c.num_samples >= 1 && c.min_time <= c.max_time && header == Some(c.num_samples),
+            "BUG: series {}: chunk {}..={} of {} samples has header count {header:?}",
+            s.labels,
+            c.min_time,
+            c.max_time,
+            c.num_samples
+        );
+        assert!(
+            prev_max.is_none_or(|p| p < c.min_time),
+            "BUG: series {}: chunk at {} overlaps or precedes the one ending at {prev_max:?}",
+            s.labels,
+            c.min_time
+        );
+        debug_assert!(
+            chunk::decode(&c.data).is_ok_and(|d| d.len() == c.num_samples as usize
+                && d.first().map(|x| x.timestamp_ms) == Some(c.min_time)
+                && d.last().map(|x| x.timestamp_ms) == Some(c.max_time)),
+            "BUG: series {}: chunk {}..={} does not decode to what it claims",
+            s.labels,
+            c.min_time,
+            c.max_time
+        );
+        prev_max = Some(c.max_time);
+    }
+}
+
+/// Writes `block` under `blocks_dir` and returns its directory.
+///
+/// The files go into `<ULID>.tmp/` (`meta.json` last, as the mark of a whole block),
+/// each is fsynced, then the directory; only then is it renamed to `<ULID>` and
+/// `blocks_dir` fsynced so the rename itself is durable. A crash before the rename
+/// leaves a `.tmp` directory, which start-up removes; after it, a whole block.
+pub fn write_block_dir(blocks_dir: &Path, block: &EncodedBlock) -> Result<PathBuf> {
+    let ulid = &block.meta.ulid;
+    let step = |what: &str| format!("write block {ulid}: {what}");
+    let final_dir = blocks_dir.join(ulid);
+    let tmp_dir = blocks_dir.join(format!("{ulid}{TMP_SUFFIX}"));
+    fs::create_dir_all(blocks_dir).ctx(|| step(&format!("create {}", blocks_dir.display())))?;
+    if fs::symlink_metadata(&final_dir).is_ok() {
+        return Err(Error::io(
+            step(&format!("{} exists", final_dir.display())),
+            std::io::ErrorKind::AlreadyExists.into(),
+        ));
+    }
+    // A leftover from a crash while writing this same block: nothing refers to it.
+    match fs::remove_dir_all(&tmp_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(
+                step(&format!("remove stale {}", tmp_dir.display())),
+                e,
+            ));
+        }
+        _ => {}
+    }
+    fs::create_dir(&tmp_dir).ctx(|| step(&format!("create {}", tmp_dir.display())))?;
+    write_synced(&tmp_dir.join(CHUNKS_FILE), &block.chunks, &step)?;
+    write_synced(&tmp_dir.join(INDEX_FILE), &block.index, &step)?;
+    write_synced(&tmp_dir.join(META_FILE), &block.meta.to_json(), &step)?;
+    sync_dir(&tmp_dir, &step)?;
+    // Reading the block back is O(block), so only test and debug builds pay for it.
+    if cfg!(debug_assertions) {
+        match super::reader::verify_dir(&tmp_dir, false) {
+            Ok(_) => {}
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) => panic!("BUG: block {ulid} does not read back before rename: {e}"),
+        }
+    }
+    fs::rename(&tmp_dir, &final_dir).ctx(|| {
+        step(&format!(
+            "rename {} to {}",
+            tmp_dir.display(),
+            final_dir.display()
+        ))
+    })?;
+    sync_dir(blocks_dir, &step)?;
+    Ok(final_dir)
+}
+
+fn write_synced(path: &Path, bytes: &[u8], step: &dyn Fn(&str) -> String) -> Result<()> {
+    let ctx = || step(&format!("write {}", path.display()));
+    let mut f = File::create_new(path).ctx(ctx)?;
+    f.write_all(bytes).ctx(ctx)?;
+    f.sync_all()
+        .ctx(|| step(&format!("fsync {}", path.display())))
+}
+
+fn sync_dir(path: &Path, step: &dyn Fn(&str) -> String) -> Result<()> {
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .ctx(|| step(&format!("fsync directory {}", path.display())))
+}

@@ -1,0 +1,145 @@
+//! The bit stream under the XOR chunk: a writer that packs bits most significant first
+//! into a growing byte buffer, and a reader that never reads past the end of its slice.
+//!
+//! The reader runs over bytes read back from disk, so it indexes nothing and reports
+//! running out of bits as `None` instead of panicking.
+
+#![deny(clippy::indexing_slicing)]
+
+/// Appends bits, most significant first, to a byte buffer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BitWriter {
+    buf: Vec<u8>,
+    /// Unused low bits of the last byte of `buf` (0 when it is full or `buf` is empty).
+    free_bits: u32,
+}
+
+impl BitWriter {
+    /// A writer whose stream starts after `prefix` (the chunk header), byte-aligned.
+    pub(crate) fn with_prefix(prefix: &[u8]) -> Self {
+        BitWriter {
+            buf: prefix.to_vec(),
+            free_bits: 0,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+
+    /// Writes the low `nbits` (at most 64) of `value`, most significant first.
+    pub(crate) fn write_bits(&mut self, value: u64, nbits: u32) {
+        debug_assert!(nbits <= 64, "BUG: write_bits of {nbits} bits");
+        let mut left = nbits;
+        while left > 0 {
+            if self.free_bits == 0 {
+                self.buf.push(0);
+                self.free_bits = 8;
+            }
+            let take = left.min(self.free_bits);
+            let piece = (value >> (left - take)) & ((1u64 << take) - 1);
+            if let Some(last) = self.buf.last_mut() {
+                // `piece` holds at most 8 bits, so the cast keeps all of them.
+                *last |= (piece as u8) << (self.free_bits - take);
+            }
+            self.free_bits -= take;
+            left -= take;
+        }
+    }
+
+    /// Writes `value` as an unsigned LEB128 varint (Go's `binary.PutUvarint`).
+    pub(crate) fn write_uvarint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.write_bits((value & 0x7f) | 0x80, 8);
+            value >>= 7;
+        }
+        self.write_bits(value, 8);
+    }
+
+    /// Writes `value` zig-zag encoded as a varint (Go's `binary.PutVarint`).
+    pub(crate) fn write_varint(&mut self, value: i64) {
+        self.write_uvarint(((value << 1) ^ (value >> 63)) as u64);
+    }
+}
+
+/// Reads bits, most significant first, from a byte slice.
+#[derive(Clone, Debug)]
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    pos_bits: usize,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos_bits: 0 }
+    }
+
+    /// Bits not yet read.
+    pub(crate) fn remaining_bits(&self) -> usize {
+        (self.data.len() * 8).saturating_sub(self.pos_bits)
+    }
+
+    /// Whether everything left is padding of the last partly used byte.
+    pub(crate) fn at_last_byte(&self) -> bool {
+        self.remaining_bits() < 8
+    }
+
+    /// Reads `nbits` (at most 64) bits; `None` if the slice has fewer left.
+    pub(crate) fn read_bits(&mut self, nbits: u32) -> Option<u64> {
+        if nbits > 64 || (nbits as usize) > self.remaining_bits() {
+            return None;
+        }
+        let mut out = 0u64;
+        let mut left = nbits;
+        while left > 0 {
+            let byte = u64::from(*self.data.get(self.pos_bits / 8)?);
+            let avail = 8 - (self.pos_bits % 8) as u32;
+            let take = left.min(avail);
+            let piece = (byte >> (avail - take)) & ((1u64 << take) - 1);
+            // `out` holds `nbits - left` bits, so with `nbits <= 64` the shift loses none.
+            out = (out << take) | piece;
+            self.pos_bits += take as usize;
+            left -= take;
+        }
+        Some(out)
+    }
+
+    /// Reads an unsigned LEB128 varint; `None` when truncated or longer than 64 bits.
+    pub(crate) fn read_uvarint(&mut self) -> Option<u64> {
+        let mut out = 0u64;
+        for i in 0..10u32 {
+            let byte = self.read_bits(8)?;
+            // The tenth byte may only carry the 64th bit (Go's overflow rule).
+            if i == 9 && byte > 1 {
+                return None;
+            }
+            out |= (byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    /// Reads a zig-zag varint.
+    pub(crate) fn read_varint(&mut self) -> Option<i64> {
+        let u = self.read_uvarint()?;
+        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}

@@ -1,1 +1,0 @@
-//! shard (being written).

@@ -1,0 +1,91 @@
+//! Group commit: one WAL write (and one sync) for every append waiting together.
+
+use super::{AppendRequest, Shard};
+use crate::error::Error;
+use crate::limits::{SAMPLES_PER_RECORD_MAX, SERIES_PER_RECORD_MAX};
+use crate::mesh::AppendOutcome;
+use crate::model::Sample;
+use crate::wal::record;
+
+impl Shard {
+    /// Writes a group of append requests: resolves series (creating new ones), writes
+    /// one WAL record set, applies the samples to the head, then acknowledges each
+    /// request. Nothing is acknowledged before its WAL bytes are written.
+    pub(crate) async fn append_group(&mut self, group: Vec<AppendRequest>) {
+        if let Some(reason) = &self.read_only {
+            for (_, reply) in group {
+                let _ = reply.send(Err(Error::ReadOnly {
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+        let mut wal_buf = Vec::new();
+        let mut new_series = Vec::new();
+        let mut resolved: Vec<(u32, Sample)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        for (batch, reply) in group {
+            let mut outcome = AppendOutcome::default();
+            for series in batch {
+                let hash = series.labels.stable_hash();
+                let id = match self.head.lookup(&series.labels, hash) {
+                    Some(id) => id,
+                    None => {
+                        let r = self.next_ref;
+                        self.next_ref += 1;
+                        outcome.series_created += 1;
+                        let id = self.head.create(series.labels, hash, r);
+                        new_series.push(id);
+                        id
+                    }
+                };
+                outcome.samples += series.samples.len() as u64;
+                resolved.extend(series.samples.into_iter().map(|s| (id, s)));
+            }
+            outcomes.push(outcome);
+            replies.push(reply);
+        }
+        if let Some(wal) = self.wal.as_mut() {
+            if !new_series.is_empty() {
+                let refs: Vec<_> = new_series
+                    .iter()
+                    .filter_map(|&id| Some((self.head.wal_ref(id)?, self.head.labels(id)?)))
+                    .collect();
+                for part in refs.chunks(SERIES_PER_RECORD_MAX) {
+                    record::encode_series(&mut wal_buf, part.iter().map(|(r, l)| (*r, *l)));
+                }
+            }
+            let samples: Vec<_> = resolved
+                .iter()
+                .filter_map(|&(id, s)| Some((self.head.wal_ref(id)?, s)))
+                .collect();
+            for part in samples.chunks(SAMPLES_PER_RECORD_MAX) {
+                record::encode_samples(&mut wal_buf, part);
+            }
+            if let Err(e) = wal.append(wal_buf).await {
+                let reason = e.to_string();
+                self.poison(reason.clone());
+                for reply in replies {
+                    let _ = reply.send(Err(Error::ReadOnly {
+                        reason: reason.clone(),
+                    }));
+                }
+                return;
+            }
+        }
+        let n = resolved.len() as u64;
+        for (id, s) in resolved {
+            self.head.append(id, s);
+        }
+        self.samples_appended += n;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(Ok(outcome));
+        }
+        if self.head_needs_flush()
+            && let Err(e) = self.flush().await
+        {
+            tracing::error!(shard = self.cfg.shard, error = %e, "flushing the head failed");
+        }
+    }
+}

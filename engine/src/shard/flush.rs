@@ -1,0 +1,73 @@
+//! Persisting the head into an immutable block and dropping the WAL before it.
+
+use super::Shard;
+use crate::block::{self, Block};
+use crate::error::Result;
+use crate::head::Head;
+use crate::layout;
+use crate::limits::BLOCK_RANGE_MS;
+use crate::wal::checkpoint;
+
+impl Shard {
+    /// Whether the head has reached its memory budget or spans a block range.
+    pub(crate) fn head_needs_flush(&self) -> bool {
+        !self.head.is_empty()
+            && (self.head.mem_bytes() as u64 >= self.cfg.memtable_bytes || self.head.span_ms() >= BLOCK_RANGE_MS)
+    }
+
+    /// Writes the whole head into a new block, then starts a fresh head and drops the
+    /// WAL segments the block made obsolete.
+    ///
+    /// Order, for crash safety: cut a new WAL segment `S` (later writes go there) →
+    /// write the block (temp dir, fsync, rename) → write the checkpoint `S` → delete
+    /// segments below `S`. A crash before the rename replays the old segments into the
+    /// head again; after it, the checkpoint or the timestamp dedup keeps data single.
+    /// If the block cannot be written, the head stays as it was and the shard goes
+    /// read-only: the data is still in the WAL and in memory.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.head.is_empty() {
+            return Ok(());
+        }
+        let cut = match self.wal.as_mut() {
+            Some(w) => Some(w.cut().await?),
+            None => None,
+        };
+        let ulid = ulid::Ulid::new().to_string();
+        let encoded = block::encode_block(
+            &ulid,
+            self.cfg.shard,
+            1,
+            vec![ulid.clone()],
+            Vec::new(),
+            self.head.block_series(),
+        );
+        let blocks_dir = layout::blocks_dir(&self.cfg.data_dir);
+        let written = block::write_block_dir(&blocks_dir, &encoded).and_then(|p| Block::open(&p));
+        let block = match written {
+            Ok(b) => b,
+            Err(e) => {
+                self.poison(format!("writing block {ulid} failed: {e}"));
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            shard = self.cfg.shard,
+            block = %ulid,
+            series = encoded.meta.stats.num_series,
+            samples = encoded.meta.stats.num_samples,
+            min_time = encoded.meta.min_time,
+            max_time = encoded.meta.max_time,
+            "flushed head to block"
+        );
+        self.blocks.push(block);
+        self.blocks.sort_by_key(|b| b.meta().min_time);
+        self.head = Head::new();
+        self.flushes += 1;
+        if let (Some(seq), Some(wal)) = (cut, self.wal.as_mut()) {
+            let dir = layout::shard_wal_dir(&self.cfg.wal_root, self.cfg.shard as usize);
+            checkpoint::write(&dir, seq)?;
+            wal.remove_before(seq)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! A shard: the series whose label hash maps to one core, with their WAL, head and
+//! blocks. One shard runs on one core as one event loop over its inbox.
+//!
+//! - [`open`]: loading blocks and replaying the WAL on start.
+//! - [`append`]: group commit of writes.
+//! - [`read`]: selects, series and label look-ups.
+//! - [`flush`]: persisting the head into a block.
+//!
+//! **Architecture Invariant:** the loop handles one request at a time; appends that
+//! are waiting together share one WAL write and one sync (group commit).
+
+mod append;
+mod flush;
+mod open;
+mod read;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use crate::block::Block;
+use crate::head::Head;
+use crate::limits::GROUP_COMMIT_REQUESTS_MAX;
+use crate::mesh::{AppendOutcome, Reply, ShardRequest, ShardStatus};
+use crate::model::SeriesSamples;
+use crate::wal::SyncMode;
+use crate::wal::writer::WalWriter;
+
+pub use open::prepare_data_dir;
+
+/// Everything a shard needs to know from configuration.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    pub shard: u32,
+    pub shards: u32,
+    pub data_dir: PathBuf,
+    /// The WAL root; this shard's WAL is `<wal_root>/<shard>`.
+    pub wal_root: PathBuf,
+    pub wal_enabled: bool,
+    pub wal_sync: SyncMode,
+    pub wal_sync_interval: Duration,
+    pub wal_segment_bytes: u64,
+    /// This shard's part of the memtable budget.
+    pub memtable_bytes: u64,
+    pub retention_ms: i64,
+    pub compaction_enabled: bool,
+    pub compaction_interval: Duration,
+    /// Shards compacting at once, across the process.
+    pub compaction_concurrency: usize,
+}
+
+/// Counters shared by every shard of the process (atomics, never locks).
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Shards compacting right now (bounded by `compaction_concurrency`).
+    pub compactions_running: AtomicUsize,
+}
+
+/// One shard's state. Lives on its core; never sent to another thread once running.
+pub struct Shard {
+    pub(crate) cfg: ShardConfig,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) head: Head,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) wal: Option<WalWriter>,
+    /// The next WAL series reference to hand out.
+    pub(crate) next_ref: u64,
+    /// Why the shard refuses writes, if it does.
+    pub(crate) read_only: Option<String>,
+    pub(crate) samples_appended: u64,
+    pub(crate) flushes: u64,
+    pub(crate) compactions: u64,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("shard", &self.cfg.shard).finish()
+    }
+}
+
+/// Ticks the loop gives itself.
+enum Tick {
+    Sync,
+    Compact,
+}
+
+enum Item {
+    Request(ShardRequest),
+    Tick(Tick),
+}
+
+impl Shard {
+    pub fn id(&self) -> u32 {
+        self.cfg.shard
+    }
+
+    /// Sets the shard read-only, logging why once.
+    fn poison(&mut self, reason: String) {
+        if self.read_only.is_none() {
+            tracing::error!(
+                shard = self.cfg.shard,
+                reason = %reason,
+                "shard is now read-only: writes are refused until restart"
+            );
+            self.read_only = Some(reason);
+        }
+    }
+
+    fn status(&self) -> ShardStatus {
+        ShardStatus {
+            shard: self.cfg.shard,
+            head_series: self.head.num_series() as u64,
+            head_samples: self.head.num_samples(),
+            head_bytes: self.head.mem_bytes() as u64,
+            head_min_time_ms: self.head.min_time_ms(),
+            head_max_time_ms: self.head.max_time_ms(),
+            blocks: self.blocks.len() as u64,
+            block_bytes: self.blocks.iter().map(|b| b.size_bytes()).sum(),
+            wal_bytes: self.wal.as_ref().map(|w| w.size_bytes()).unwrap_or(0),
+            read_only: self.read_only.clone(),
+            samples_appended: self.samples_appended,
+            flushes: self.flushes,
+            compactions: self.compactions,
+        }
+    }
+
+    /// Runs the shard's event loop until a `Shutdown` request (or every sender is
+    /// gone). Must run on the shard's own core inside a monoio runtime with timers.
+    pub async fn run(mut self, inbox: flume::Receiver<ShardRequest>) {
+        let (tick_tx, tick_rx) = flume::bounded::<Tick>(4);
+        if self.cfg.wal_enabled && self.cfg.wal_sync == SyncMode::Interval {
+            spawn_ticker(tick_tx.clone(), self.cfg.wal_sync_interval, || Tick::Sync);
+        }
+        if self.cfg.compaction_enabled {
+            spawn_ticker(tick_tx.clone(), self.cfg.compaction_interval, || Tick::Compact);
+        }
+        drop(tick_tx);
+        loop {
+            let item = monoio::select! {
+                r = inbox.recv_async() => match r {
+                    Ok(r) => Item::Request(r),
+                    Err(_) => break,
+                },
+                t = tick_rx.recv_async() => match t {
+                    Ok(t) => Item::Tick(t),
+                    // No tickers configured: wait for requests only.
+                    Err(_) => match inbox.recv_async().await {
+                        Ok(r) => Item::Request(r),
+                        Err(_) => break,
+                    },
+                },
+            };
+            match item {
+                Item::Tick(Tick::Sync) => self.sync_wal().await,
+                Item::Tick(Tick::Compact) => self.compact_tick(),
+                Item::Request(ShardRequest::Append { batch, reply }) => {
+                    // Group commit: take every append already waiting, up to a bound.
+                    let mut group = vec![(batch, reply)];
+                    let mut others = Vec::new();
+                    while group.len() < GROUP_COMMIT_REQUESTS_MAX {
+                        match inbox.try_recv() {
+                            Ok(ShardRequest::Append { batch, reply }) => group.push((batch, reply)),
+                            Ok(other) => {
+                                others.push(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.append_group(group).await;
+                    for other in others {
+                        if self.handle(other).await {
+                            return;
+                        }
+                    }
+                }
+                Item::Request(req) => {
+                    if self.handle(req).await {
+                        return;
+                    }
+                }
+            }
+        }
+        self.close().await;
+    }
+
+    /// Handles one non-append request; returns true when the loop must stop.
+    async fn handle(&mut self, req: ShardRequest) -> bool {
+        match req {
+            ShardRequest::Append { batch, reply } => {
+                self.append_group(vec![(batch, reply)]).await;
+            }
+            ShardRequest::Select {
+                matchers,
+                min_time_ms,
+                max_time_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.select(&matchers, min_time_ms, max_time_ms));
+            }
+            ShardRequest::Series {
+                matcher_sets,
+                min_time_ms,
+                max_time_ms,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.series(&matcher_sets, min_time_ms, max_time_ms)));
+            }
+            ShardRequest::LabelNames {
+                matcher_sets,
+                min_time_ms,
+                max_time_ms,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.label_names(&matcher_sets, min_time_ms, max_time_ms)));
+            }
+            ShardRequest::LabelValues {
+                name,
+                matcher_sets,
+                min_time_ms,
+                max_time_ms,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.label_values(&name, &matcher_sets, min_time_ms, max_time_ms)));
+            }
+            ShardRequest::Flush { reply } => {
+                let _ = reply.send(self.flush().await);
+            }
+            ShardRequest::Compact { reply } => {
+                let _ = reply.send(self.compact_now());
+            }
+            ShardRequest::Status { reply } => {
+                let _ = reply.send(Ok(self.status()));
+            }
+            ShardRequest::Shutdown { reply } => {
+                self.close().await;
+                let _ = reply.send(Ok(()));
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn sync_wal(&mut self) {
+        let Some(wal) = self.wal.as_mut() else { return };
+        if let Err(e) = wal.sync().await
+            && self.read_only.is_none()
+        {
+            self.poison(e.to_string());
+        }
+    }
+
+    /// Syncs the WAL on the way out.
+    async fn close(&mut self) {
+        if let Some(wal) = self.wal.take() {
+            match wal.close().await {
+                Ok(()) => tracing::info!(shard = self.cfg.shard, "WAL synced and closed"),
+                Err(e) => tracing::error!(shard = self.cfg.shard, error = %e, "closing WAL failed"),
+            }
+        }
+    }
+}
+
+/// Sends `make()` into `tx` every `every`, until the loop is gone.
+fn spawn_ticker(tx: flume::Sender<Tick>, every: Duration, make: impl Fn() -> Tick + 'static) {
+    monoio::spawn(async move {
+        loop {
+            monoio::time::sleep(every).await;
+            // A full tick queue means the loop is behind; skipping a tick is fine.
+            match tx.try_send(make()) {
+                Ok(()) | Err(flume::TrySendError::Full(_)) => {}
+                Err(flume::TrySendError::Disconnected(_)) => break,
+            }
+        }
+    });
+}
+
+/// An append request as the loop sees it.
+pub(crate) type AppendRequest = (Vec<SeriesSamples>, Reply<AppendOutcome>);

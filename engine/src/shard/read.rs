@@ -1,0 +1,85 @@
+//! Reads over a shard: its blocks and its head, merged per series.
+
+use std::collections::BTreeSet;
+
+use super::Shard;
+use crate::error::Result;
+use crate::head::SeriesData;
+use crate::mesh::merge_series;
+use crate::model::{Labels, Matcher};
+
+impl Shard {
+    fn blocks_in(&self, min_time_ms: i64, max_time_ms: i64) -> impl Iterator<Item = &crate::block::Block> {
+        self.blocks
+            .iter()
+            .filter(move |b| b.meta().min_time <= max_time_ms && b.meta().max_time >= min_time_ms)
+    }
+
+    /// Series selected by `matchers` with their samples in `[min, max]`.
+    pub(crate) fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<SeriesData>> {
+        let mut parts = Vec::new();
+        for b in self.blocks_in(min_time_ms, max_time_ms) {
+            for s in b.select(matchers, min_time_ms, max_time_ms) {
+                let samples = b.read_samples(s, min_time_ms, max_time_ms)?;
+                if !samples.is_empty() {
+                    parts.push(SeriesData {
+                        labels: b.labels(s).clone(),
+                        samples,
+                    });
+                }
+            }
+        }
+        parts.extend(self.head.select(matchers, min_time_ms, max_time_ms));
+        Ok(merge_series(parts))
+    }
+
+    /// Label sets selected by any matcher set.
+    pub(crate) fn series(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Vec<Labels> {
+        let mut out = BTreeSet::new();
+        for matchers in matcher_sets {
+            for b in self.blocks_in(min_time_ms, max_time_ms) {
+                out.extend(b.select(matchers, min_time_ms, max_time_ms).into_iter().map(|s| b.labels(s).clone()));
+            }
+            out.extend(self.head.series_labels(matchers, min_time_ms, max_time_ms));
+        }
+        out.into_iter().collect()
+    }
+
+    pub(crate) fn label_names(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Vec<String> {
+        if !matcher_sets.is_empty() {
+            let names: BTreeSet<String> = self
+                .series(matcher_sets, min_time_ms, max_time_ms)
+                .iter()
+                .flat_map(|l| l.iter().map(|l| l.name.clone()))
+                .collect();
+            return names.into_iter().collect();
+        }
+        let mut names: BTreeSet<String> = self.head.label_names().into_iter().collect();
+        for b in self.blocks_in(min_time_ms, max_time_ms) {
+            names.extend(b.label_names().into_iter().map(str::to_string));
+        }
+        names.into_iter().collect()
+    }
+
+    pub(crate) fn label_values(
+        &self,
+        name: &str,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<String> {
+        if !matcher_sets.is_empty() {
+            let values: BTreeSet<String> = self
+                .series(matcher_sets, min_time_ms, max_time_ms)
+                .iter()
+                .filter_map(|l| l.get(name).map(str::to_string))
+                .collect();
+            return values.into_iter().collect();
+        }
+        let mut values: BTreeSet<String> = self.head.label_values(name).into_iter().collect();
+        for b in self.blocks_in(min_time_ms, max_time_ms) {
+            values.extend(b.label_values(name).into_iter().map(str::to_string));
+        }
+        values.into_iter().collect()
+    }
+}

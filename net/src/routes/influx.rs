@@ -1,0 +1,23 @@
+//! `POST /write` and `POST /api/v2/write`: InfluxDB line protocol with `precision=`.
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::{now_ms, read_body};
+use crate::http::{ApiError, Body, no_content};
+use crate::params::Params;
+use crate::server::Ctx;
+use crate::wire::line_protocol::{self, Precision};
+
+pub async fn write(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let params = Params::parse(req.uri().query(), None);
+    let precision = match params.get("precision") {
+        None => Precision::Ns,
+        Some(p) => Precision::parse(p)
+            .ok_or_else(|| ApiError::bad_data(format!("invalid precision {p:?}: use ns, us, ms, s, m or h")))?,
+    };
+    let body = read_body(ctx, req).await?;
+    let batch = line_protocol::parse(&body, precision, now_ms(), &ctx.limits)?;
+    ctx.mesh.append(batch).await?;
+    Ok(no_content())
+}

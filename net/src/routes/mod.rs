@@ -1,0 +1,117 @@
+//! Routing: method and path to handler. Every handler has one shape:
+//! parse the request → ask the engine → render the answer.
+
+mod admin;
+mod export;
+mod health;
+mod import;
+mod influx;
+mod meta;
+mod write;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::http::{ApiError, Body};
+use crate::params::Params;
+use crate::server::Ctx;
+
+/// Dispatches a request to its handler.
+pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let get_or_post = method == Method::GET || method == Method::POST;
+    match path.as_str() {
+        "/-/healthy" => health::healthy(),
+        "/-/ready" => health::ready(ctx),
+        _ if !ctx.ready() => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "tsdb is starting: WAL replay is in progress",
+        )),
+        "/api/v1/write" if method == Method::POST => write::remote_write(ctx, req).await,
+        "/write" | "/api/v2/write" if method == Method::POST => influx::write(ctx, req).await,
+        "/api/v1/import" if method == Method::POST => import::json_lines(ctx, req).await,
+        "/api/v1/import/prometheus" if method == Method::POST => import::exposition(ctx, req).await,
+        "/api/v1/export" if get_or_post => export::export(ctx, req).await,
+        "/api/v1/series" if get_or_post => meta::series(ctx, req).await,
+        "/api/v1/labels" if get_or_post => meta::labels(ctx, req).await,
+        p if p.starts_with("/api/v1/label/") && p.ends_with("/values") && method == Method::GET => {
+            meta::label_values(ctx, req).await
+        }
+        "/api/v1/admin/flush" if method == Method::POST => admin::flush(ctx).await,
+        "/api/v1/admin/compact" if method == Method::POST => admin::compact(ctx).await,
+        "/api/v1/write"
+        | "/write"
+        | "/api/v2/write"
+        | "/api/v1/import"
+        | "/api/v1/import/prometheus"
+        | "/api/v1/export"
+        | "/api/v1/series"
+        | "/api/v1/labels"
+        | "/api/v1/admin/flush"
+        | "/api/v1/admin/compact" => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "bad_data",
+            format!("method {method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::not_found(&path)),
+    }
+}
+
+/// Reads the whole body, refusing more than `max_body_bytes` (413) and a client that
+/// sends it slower than the read timeout allows (408).
+pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limited = Limited::new(req.into_body(), ctx.max_body_bytes);
+    match monoio::time::timeout(ctx.read_timeout, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "bad_data",
+            format!("request body not received within {:?} (server.read_timeout)", ctx.read_timeout),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(ApiError {
+                    limit: Some("body_size"),
+                    ..ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "bad_data",
+                        format!(
+                            "request body is larger than the limit of {} bytes (limits.max_body_size)",
+                            ctx.max_body_bytes
+                        ),
+                    )
+                })
+            } else {
+                Err(ApiError::bad_data(format!("reading request body: {e}")))
+            }
+        }
+    }
+}
+
+/// The request's parameters: query string, plus the body for form-encoded POSTs.
+pub(crate) async fn params(ctx: &Ctx, req: Request<Incoming>) -> Result<Params, ApiError> {
+    let query = req.uri().query().map(str::to_string);
+    let is_form = req.method() == Method::POST
+        && req
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let body = read_body(ctx, req).await?;
+        Ok(Params::parse(query.as_deref(), Some(&body)))
+    } else {
+        Ok(Params::parse(query.as_deref(), None))
+    }
+}
+
+/// The current wall-clock time in milliseconds, for samples sent without a timestamp.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
