@@ -65,7 +65,9 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(s);
     }
-    signals.thread_block().map_err(|e| format!("block signals: {e}"))?;
+    signals
+        .thread_block()
+        .map_err(|e| format!("block signals: {e}"))?;
 
     let listeners = bind_listeners(cfg.listen_addr, cfg.shards)?;
     let local = listeners
@@ -125,7 +127,11 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         let cpu = cpus.get(i % cpus.len().max(1)).copied();
         let t = std::thread::Builder::new()
             .name(format!("tsdb-shard-{i}"))
-            .spawn(move || shard_thread(i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events))
+            .spawn(move || {
+                shard_thread(
+                    i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events,
+                )
+            })
             .map_err(|e| format!("spawn shard thread {i}: {e}"))?;
         threads.push(t);
     }
@@ -168,7 +174,10 @@ fn shutdown(mesh: &Mesh, threads: Vec<std::thread::JoinHandle<()>>) -> ExitCode 
                 tracing::info!("shutdown complete");
                 ExitCode::SUCCESS
             } else {
-                tracing::error!(shards_failed = failed, "shutdown: some shards failed to sync their WAL");
+                tracing::error!(
+                    shards_failed = failed,
+                    "shutdown: some shards failed to sync their WAL"
+                );
                 ExitCode::FAILURE
             }
         }
@@ -179,7 +188,10 @@ fn shutdown(mesh: &Mesh, threads: Vec<std::thread::JoinHandle<()>>) -> ExitCode 
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the thread's whole world, moved in once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the thread's whole world, moved in once"
+)]
 fn shard_thread(
     i: usize,
     cpu: Option<usize>,
@@ -244,7 +256,9 @@ fn pin_to_cpu(shard: usize, cpu: usize) {
 /// The CPUs this process may run on, in order.
 fn online_cpus() -> Vec<usize> {
     match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -255,13 +269,27 @@ fn bind_listeners(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpListene
     let mut out = Vec::with_capacity(n);
     let mut target = addr;
     for i in 0..n {
-        let socket = socket2::Socket::new(socket2::Domain::for_address(target), socket2::Type::STREAM, None)
-            .map_err(|e| format!("create socket: {e}"))?;
-        socket.set_reuse_address(true).map_err(|e| format!("SO_REUSEADDR: {e}"))?;
-        socket.set_reuse_port(true).map_err(|e| format!("SO_REUSEPORT: {e}"))?;
-        socket.bind(&target.into()).map_err(|e| format!("bind {target}: {e}"))?;
-        socket.listen(1024).map_err(|e| format!("listen on {target}: {e}"))?;
-        socket.set_nonblocking(true).map_err(|e| format!("set nonblocking: {e}"))?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(target),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(|e| format!("create socket: {e}"))?;
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| format!("SO_REUSEADDR: {e}"))?;
+        socket
+            .set_reuse_port(true)
+            .map_err(|e| format!("SO_REUSEPORT: {e}"))?;
+        socket
+            .bind(&target.into())
+            .map_err(|e| format!("bind {target}: {e}"))?;
+        socket
+            .listen(1024)
+            .map_err(|e| format!("listen on {target}: {e}"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("set nonblocking: {e}"))?;
         let l: std::net::TcpListener = socket.into();
         if i == 0 {
             target = l.local_addr().map_err(|e| format!("local address: {e}"))?;
@@ -317,6 +345,7 @@ fn ingest_limits(cfg: &Config) -> IngestLimits {
         labels_per_series_max: cfg.max_labels_per_series,
         label_name_bytes_max: cfg.max_label_name_bytes,
         label_value_bytes_max: cfg.max_label_value_bytes,
-        decoded_body_bytes_max: usize::try_from(cfg.max_body_bytes.saturating_mul(8)).unwrap_or(usize::MAX),
+        decoded_body_bytes_max: usize::try_from(cfg.max_body_bytes.saturating_mul(8))
+            .unwrap_or(usize::MAX),
     }
 }

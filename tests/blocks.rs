@@ -1,6 +1,11 @@
 //! Black-box: the head flushes into blocks (on demand, at the memtable budget), block
 //! data reads back across restarts, compaction merges adjacent blocks and retention
 //! deletes old ones.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a black-box test fails loudly on any unexpected step"
+)]
 
 mod common;
 
@@ -11,7 +16,11 @@ use common::{Server, points, remote_write_body};
 
 fn block_dirs(data: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(data.join("blocks"))
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -39,14 +48,24 @@ fn flush_writes_a_block_that_reads_back_after_restart() {
     let t0 = now_ms() - 3_600_000;
     let mut all = Vec::new();
     for j in 0..20 {
-        let samples: Vec<(i64, f64)> = (0..360).map(|i| (t0 + i * 10_000, (i + j) as f64)).collect();
+        let samples: Vec<(i64, f64)> = (0..360)
+            .map(|i| (t0 + i * 10_000, (i + j) as f64))
+            .collect();
         all.push((j.to_string(), samples));
     }
     let series: Vec<_> = all
         .iter()
         .map(|(j, s)| (vec![("__name__", "m"), ("j", j.as_str())], s.clone()))
         .collect();
-    assert_eq!(s.post("/api/v1/write", "application/x-protobuf", &remote_write_body(&series)).0, 204);
+    assert_eq!(
+        s.post(
+            "/api/v1/write",
+            "application/x-protobuf",
+            &remote_write_body(&series)
+        )
+        .0,
+        204
+    );
     s.flush();
     let blocks = block_dirs(dir.path());
     assert!(!blocks.is_empty(), "no block after flush");
@@ -54,7 +73,8 @@ fn flush_writes_a_block_that_reads_back_after_restart() {
         for f in ["meta.json", "index", "chunks"] {
             assert!(b.join(f).is_file(), "{} lacks {f}", b.display());
         }
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("meta.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("meta.json")).unwrap()).unwrap();
         assert_eq!(meta["ulid"], b.file_name().unwrap().to_str().unwrap());
     }
     let check = |s: &Server| {
@@ -80,15 +100,35 @@ fn memtable_budget_triggers_a_flush() {
         let series: Vec<_> = (0..500)
             .map(|i| {
                 (
-                    vec![("__name__", "big"), ("i", Box::leak(format!("{batch}-{i}").into_boxed_str()) as &str)],
+                    vec![
+                        ("__name__", "big"),
+                        (
+                            "i",
+                            Box::leak(format!("{batch}-{i}").into_boxed_str()) as &str,
+                        ),
+                    ],
                     vec![(t0, i as f64)],
                 )
             })
             .collect();
-        assert_eq!(s.post("/api/v1/write", "application/x-protobuf", &remote_write_body(&series)).0, 204);
+        assert_eq!(
+            s.post(
+                "/api/v1/write",
+                "application/x-protobuf",
+                &remote_write_body(&series)
+            )
+            .0,
+            204
+        );
     }
     wait_for("a block", || !block_dirs(dir.path()).is_empty());
-    assert_eq!(s.api("/api/v1/series?match[]=big").as_array().unwrap().len(), 10_000);
+    assert_eq!(
+        s.api("/api/v1/series?match[]=big")
+            .as_array()
+            .unwrap()
+            .len(),
+        10_000
+    );
     s.assert_no_unexpected_warnings(&[]);
 }
 
@@ -100,9 +140,19 @@ fn compaction_merges_adjacent_blocks_and_keeps_every_sample() {
     let base = (now_ms() - 48 * H).div_euclid(6 * H) * 6 * H;
     let mut expected = Vec::new();
     for part in 0..3 {
-        let samples: Vec<(i64, f64)> = (0..60).map(|i| (base + part * 2 * H + i * 60_000, (part * 100 + i) as f64)).collect();
+        let samples: Vec<(i64, f64)> = (0..60)
+            .map(|i| (base + part * 2 * H + i * 60_000, (part * 100 + i) as f64))
+            .collect();
         expected.extend(samples.iter().copied());
-        assert_eq!(s.post("/api/v1/write", "application/x-protobuf", &remote_write_body(&[(vec![("__name__", "c")], samples)])).0, 204);
+        assert_eq!(
+            s.post(
+                "/api/v1/write",
+                "application/x-protobuf",
+                &remote_write_body(&[(vec![("__name__", "c")], samples)])
+            )
+            .0,
+            204
+        );
         s.flush();
     }
     assert_eq!(block_dirs(dir.path()).len(), 3);
@@ -110,7 +160,8 @@ fn compaction_merges_adjacent_blocks_and_keeps_every_sample() {
     assert_eq!(status, 204, "{body}");
     let blocks = block_dirs(dir.path());
     assert_eq!(blocks.len(), 1, "{blocks:?}");
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(blocks[0].join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blocks[0].join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["compaction"]["level"], 2);
     assert_eq!(meta["compaction"]["sources"].as_array().unwrap().len(), 3);
     assert_eq!(points(&s.export("c")[0]), expected);
@@ -120,19 +171,32 @@ fn compaction_merges_adjacent_blocks_and_keeps_every_sample() {
 #[test]
 fn retention_deletes_an_old_block() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &["--retention=1h", "--compaction-interval=1s", "--shards=1"]);
+    let s = Server::start(
+        dir.path(),
+        &["--retention=1h", "--compaction-interval=1s", "--shards=1"],
+    );
     let old = now_ms() - 5 * 3_600_000;
     let recent = now_ms() - 60_000;
     let body = remote_write_body(&[(vec![("__name__", "old")], vec![(old, 1.0)])]);
-    assert_eq!(s.post("/api/v1/write", "application/x-protobuf", &body).0, 204);
+    assert_eq!(
+        s.post("/api/v1/write", "application/x-protobuf", &body).0,
+        204
+    );
     s.flush();
     s.wait_log("deleted block past retention", Duration::from_secs(10));
     wait_for("the old block to go", || block_dirs(dir.path()).is_empty());
     let body = remote_write_body(&[(vec![("__name__", "new")], vec![(recent, 2.0)])]);
-    assert_eq!(s.post("/api/v1/write", "application/x-protobuf", &body).0, 204);
+    assert_eq!(
+        s.post("/api/v1/write", "application/x-protobuf", &body).0,
+        204
+    );
     s.flush();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(block_dirs(dir.path()).len(), 1, "a block within retention was deleted");
+    assert_eq!(
+        block_dirs(dir.path()).len(),
+        1,
+        "a block within retention was deleted"
+    );
     assert!(s.export("old").is_empty());
     assert_eq!(points(&s.export("new")[0]), vec![(recent, 2.0)]);
     s.assert_no_unexpected_warnings(&[]);

@@ -1,5 +1,10 @@
 //! Black-box: every configuration layer (flag > TSDB_* env > YAML > default) takes
 //! effect, and anything unknown or malformed stops start with a message naming it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a black-box test fails loudly on any unexpected step"
+)]
 
 mod common;
 
@@ -10,7 +15,9 @@ use common::{BIN, Server, run_to_exit};
 
 fn bare() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("TSDB_") {
             cmd.env_remove(k);
@@ -54,7 +61,9 @@ fn flag_beats_env_beats_yaml_beats_default() {
 
     // Env over YAML.
     let mut cmd = bare();
-    cmd.args(["start", &config]).env("TSDB_RETENTION", "20d").env("TSDB_COMPACTION_INTERVAL", "9m");
+    cmd.args(["start", &config])
+        .env("TSDB_RETENTION", "20d")
+        .env("TSDB_COMPACTION_INTERVAL", "9m");
     let s = Server::start_cmd(cmd, &data);
     let line = started_line(&s);
     assert_eq!(line["retention"], "20d", "{line}");
@@ -63,7 +72,8 @@ fn flag_beats_env_beats_yaml_beats_default() {
 
     // Flag over env.
     let mut cmd = bare();
-    cmd.args(["start", &config, "--retention=5d"]).env("TSDB_RETENTION", "20d");
+    cmd.args(["start", &config, "--retention=5d"])
+        .env("TSDB_RETENTION", "20d");
     let s = Server::start_cmd(cmd, &data);
     assert_eq!(started_line(&s)["retention"], "5d");
     drop(s);
@@ -85,12 +95,21 @@ fn unknown_or_malformed_configuration_stops_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("bad.yaml");
     std::fs::write(&yaml, "wal:\n  enabled: true\n  segmnt_size: 5\n").unwrap();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["--no-such-flag".into()], vec![], "--no-such-flag"),
         (vec![], vec![("TSDB_NO_SUCH", "1")], "TSDB_NO_SUCH"),
-        (vec![format!("--config={}", yaml.display())], vec![], "segmnt_size"),
+        (
+            vec![format!("--config={}", yaml.display())],
+            vec![],
+            "segmnt_size",
+        ),
         (vec!["--retention=forever".into()], vec![], "--retention"),
-        (vec![], vec![("TSDB_MEMTABLE_SIZE", "lots")], "TSDB_MEMTABLE_SIZE"),
+        (
+            vec![],
+            vec![("TSDB_MEMTABLE_SIZE", "lots")],
+            "TSDB_MEMTABLE_SIZE",
+        ),
         (vec!["--wal-sync=sometimes".into()], vec![], "--wal-sync"),
     ];
     for (args, envs, needle) in cases {
@@ -102,7 +121,10 @@ fn unknown_or_malformed_configuration_stops_start_naming_it() {
             .envs(envs.iter().copied());
         let (code, out) = run_to_exit(cmd);
         assert_ne!(code, Some(0), "{args:?} {envs:?} started:\n{out}");
-        assert!(out.contains(needle), "{args:?} {envs:?}: message does not name {needle}:\n{out}");
+        assert!(
+            out.contains(needle),
+            "{args:?} {envs:?}: message does not name {needle}:\n{out}"
+        );
     }
 }
 

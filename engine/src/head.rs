@@ -165,11 +165,11 @@ impl Head {
 
     /// The id of the series with these labels, if the head has it.
     pub fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
-        self.by_hash
-            .get(&hash)?
-            .iter()
-            .copied()
-            .find(|&id| self.series.get(id as usize).is_some_and(|s| &s.labels == labels))
+        self.by_hash.get(&hash)?.iter().copied().find(|&id| {
+            self.series
+                .get(id as usize)
+                .is_some_and(|s| &s.labels == labels)
+        })
     }
 
     /// The id of the series with WAL reference `wal_ref`.
@@ -197,7 +197,8 @@ impl Head {
                 .push(id);
         }
         // Postings, maps and the struct itself: an estimate, for the memtable budget.
-        self.mem_bytes += labels.mem_bytes() + std::mem::size_of::<MemSeries>() + 64 * labels.len() + 48;
+        self.mem_bytes +=
+            labels.mem_bytes() + std::mem::size_of::<MemSeries>() + 64 * labels.len() + 48;
         self.by_hash.entry(hash).or_default().push(id);
         self.by_ref.insert(wal_ref, id);
         self.series.push(MemSeries {
@@ -222,7 +223,7 @@ impl Head {
         let t = sample.timestamp_ms;
         if t > s.last_timestamp_ms {
             if s.open.num_samples() >= CHUNK_SAMPLES_MAX {
-                let full = std::mem::replace(&mut s.open, XorAppender::new());
+                let full = std::mem::take(&mut s.open);
                 s.sealed.push(ChunkData {
                     min_time: full.min_time(),
                     max_time: full.max_time(),
@@ -286,7 +287,12 @@ impl Head {
     }
 
     /// Series selected by `matchers` with samples in `[min, max]`, and those samples.
-    pub fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Vec<SeriesData> {
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<SeriesData> {
         self.select_ids(matchers)
             .into_iter()
             .filter_map(|id| self.series.get(id as usize))
@@ -302,7 +308,12 @@ impl Head {
     }
 
     /// Label sets of the series selected by `matchers` with samples in `[min, max]`.
-    pub fn series_labels(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Vec<Labels> {
+    pub fn series_labels(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<Labels> {
         self.select_ids(matchers)
             .into_iter()
             .filter_map(|id| self.series.get(id as usize))
@@ -407,7 +418,11 @@ mod tests {
         h.append(id, Sample::new(10, 42.0));
         let got = h.select(&[Matcher::equal("job", "a")], 0, 30);
         assert_eq!(got.len(), 1);
-        let ts: Vec<_> = got[0].samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+        let ts: Vec<_> = got[0]
+            .samples
+            .iter()
+            .map(|s| (s.timestamp_ms, s.value))
+            .collect();
         assert_eq!(ts, [(0, 0.0), (5, -1.0), (10, 42.0), (20, 2.0), (30, 3.0)]);
         assert_eq!(h.lookup(&l, l.stable_hash()), Some(id));
         let blocks = h.block_series();

@@ -73,12 +73,20 @@ pub enum ShardRequest {
         reply: Reply<Vec<String>>,
     },
     /// Persist the head into a block now.
-    Flush { reply: Reply<()> },
+    Flush {
+        reply: Reply<()>,
+    },
     /// Run compaction and retention now.
-    Compact { reply: Reply<()> },
-    Status { reply: Reply<ShardStatus> },
+    Compact {
+        reply: Reply<()>,
+    },
+    Status {
+        reply: Reply<ShardStatus>,
+    },
     /// Sync the WAL and stop the shard's loop.
-    Shutdown { reply: Reply<()> },
+    Shutdown {
+        reply: Reply<()>,
+    },
 }
 
 /// Senders into every shard's inbox.
@@ -146,7 +154,14 @@ impl Mesh {
                 continue;
             }
             let (tx, rx) = flume::bounded(1);
-            self.send(shard, ShardRequest::Append { batch: part, reply: tx }).await?;
+            self.send(
+                shard,
+                ShardRequest::Append {
+                    batch: part,
+                    reply: tx,
+                },
+            )
+            .await?;
             waits.push(rx);
         }
         let mut total = AppendOutcome::default();
@@ -169,7 +184,12 @@ impl Mesh {
     }
 
     /// Series selected by `matchers` and their samples in `[min, max]`, sorted by labels.
-    pub async fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<SeriesData>> {
+    pub async fn select(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<Vec<SeriesData>> {
         let parts = self
             .fan_out(|reply| ShardRequest::Select {
                 matchers: matchers.to_vec(),
@@ -182,7 +202,12 @@ impl Mesh {
     }
 
     /// Label sets selected by any of `matcher_sets`, sorted and unique.
-    pub async fn series(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<Labels>> {
+    pub async fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<Vec<Labels>> {
         let parts = self
             .fan_out(|reply| ShardRequest::Series {
                 matcher_sets: matcher_sets.to_vec(),
@@ -195,7 +220,12 @@ impl Mesh {
         Ok(set.into_iter().collect())
     }
 
-    pub async fn label_names(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<String>> {
+    pub async fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<Vec<String>> {
         let parts = self
             .fan_out(|reply| ShardRequest::LabelNames {
                 matcher_sets: matcher_sets.to_vec(),
@@ -229,11 +259,15 @@ impl Mesh {
     }
 
     pub async fn flush(&self) -> Result<()> {
-        self.fan_out(|reply| ShardRequest::Flush { reply }).await.map(|_| ())
+        self.fan_out(|reply| ShardRequest::Flush { reply })
+            .await
+            .map(|_| ())
     }
 
     pub async fn compact(&self) -> Result<()> {
-        self.fan_out(|reply| ShardRequest::Compact { reply }).await.map(|_| ())
+        self.fan_out(|reply| ShardRequest::Compact { reply })
+            .await
+            .map(|_| ())
     }
 
     pub async fn status(&self) -> Result<Vec<ShardStatus>> {

@@ -35,7 +35,11 @@ impl ApiError {
     }
 
     pub fn not_found(path: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )
     }
 }
 
@@ -55,14 +59,22 @@ impl From<EngineError> for ApiError {
     /// The one place engine errors become HTTP statuses.
     fn from(e: EngineError) -> Self {
         if e.is_no_space() {
-            return ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "unavailable", e.to_string());
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "unavailable",
+                e.to_string(),
+            );
         }
         match e {
             EngineError::BadRequest(m) => ApiError::bad_data(m),
-            EngineError::ReadOnly { .. } | EngineError::Unavailable(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
-            EngineError::Io { .. } | EngineError::Corrupt { .. } | EngineError::ChecksumMismatch { .. } => {
+            EngineError::ReadOnly { .. } | EngineError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            EngineError::Io { .. }
+            | EngineError::Corrupt { .. }
+            | EngineError::ChecksumMismatch { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         }

@@ -17,7 +17,10 @@ impl Params {
         let mut values: HashMap<String, Vec<String>> = HashMap::new();
         let mut add = |bytes: &[u8]| {
             for (k, v) in form_urlencoded::parse(bytes) {
-                values.entry(k.into_owned()).or_default().push(v.into_owned());
+                values
+                    .entry(k.into_owned())
+                    .or_default()
+                    .push(v.into_owned());
             }
         };
         if let Some(q) = query {
@@ -85,7 +88,10 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
+    if !matches!(b.get(10), Some(b'T' | b't' | b' '))
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
         return None;
     }
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
@@ -135,7 +141,8 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Parses one `match[]` selector into its matcher sets (one set, or several with
 /// `or`). The selector must be a plain instant-vector selector.
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(s).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+    let expr = promql_parser::parser::parse(s)
+        .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!(
             "invalid parameter \"match[]\": {s:?} is not a series selector"
@@ -153,10 +160,12 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
                 promql_parser::label::MatchOp::Re(_) => "=~",
                 promql_parser::label::MatchOp::NotRe(_) => "!~",
             };
-            out.push(
-                Matcher::new(&m.name, kind, &m.value)
-                    .map_err(|e| format!("invalid parameter \"match[]\": bad regex {:?}: {e}", m.value))?,
-            );
+            out.push(Matcher::new(&m.name, kind, &m.value).map_err(|e| {
+                format!(
+                    "invalid parameter \"match[]\": bad regex {:?}: {e}",
+                    m.value
+                )
+            })?);
         }
         if out.iter().all(Matcher::matches_empty) {
             return Err(
@@ -195,7 +204,10 @@ mod tests {
         assert_eq!(parse_time("1700000000.123"), Ok(1_700_000_000_123));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000_500));
-        assert_eq!(parse_time("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-15T00:13:20+02:00"),
+            Ok(1_700_000_000_000)
+        );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("NaN").is_err());
     }

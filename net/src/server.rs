@@ -75,7 +75,11 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
     }
 }
 
-async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<Body> {
+async fn handle(
+    ctx: Rc<Ctx>,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();

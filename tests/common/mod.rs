@@ -1,6 +1,14 @@
 //! The black-box test harness: starts the real `tsdb` binary on a temp dir and
 //! `127.0.0.1:0`, waits for its `listening` line and `/-/ready`, and talks HTTP to it.
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test harness: a failed step should fail the test loudly"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -83,7 +91,10 @@ impl Server {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("tsdb did not log `listening`; output:\n{}", lines.lock().unwrap().join("\n"));
+                panic!(
+                    "tsdb did not log `listening`; output:\n{}",
+                    lines.lock().unwrap().join("\n")
+                );
             }
         };
         let server = Server {
@@ -145,7 +156,9 @@ impl Server {
         let path = format!("/api/v1/export?match[]={}", urlencode(selector));
         let (status, body) = self.get(&path);
         assert_eq!(status, 200, "{body}");
-        body.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        body.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     pub fn flush(&self) {
@@ -173,7 +186,10 @@ impl Server {
             let level = l["level"].as_str().unwrap_or_default();
             let msg = l["msg"].as_str().unwrap_or_default();
             if (level == "warn" || level == "error") && !allowed.iter().any(|a| msg.contains(a)) {
-                panic!("unexpected {level} line: {l}\nall output:\n{}", self.output());
+                panic!(
+                    "unexpected {level} line: {l}\nall output:\n{}",
+                    self.output()
+                );
             }
         }
         let lines = self.lines.lock().unwrap();
@@ -205,7 +221,10 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(50));
                 return (status, self.output());
             }
-            assert!(Instant::now() < deadline, "tsdb did not exit within 15 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "tsdb did not exit within 15 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -235,8 +254,18 @@ pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let mut out = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-            child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
             return (status.code(), out);
         }
         if Instant::now() > deadline {
@@ -255,7 +284,9 @@ fn form_urlencoded_byte_serialize(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -263,7 +294,10 @@ fn form_urlencoded_byte_serialize(s: &str) -> String {
 }
 
 /// A snappy-compressed remote_write body.
-pub fn remote_write_body(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+/// One series for [`remote_write_body`]: label pairs and (timestamp ms, value) points.
+pub type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+pub fn remote_write_body(series: &[TestSeries<'_>]) -> Vec<u8> {
     use prost::Message;
     #[derive(Clone, PartialEq, prost::Message)]
     struct WriteRequest {
@@ -304,12 +338,17 @@ pub fn remote_write_body(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec
                     .collect(),
                 samples: samples
                     .iter()
-                    .map(|&(t, v)| Sample { value: v, timestamp: t })
+                    .map(|&(t, v)| Sample {
+                        value: v,
+                        timestamp: t,
+                    })
                     .collect(),
             })
             .collect(),
     };
-    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap()
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
 }
 
 /// `(timestamps, values)` of an exported series.

@@ -14,12 +14,12 @@ use std::path::Path;
 use crate::error::{Error, IoContext, Result};
 
 /// "TSCH": tsdb chunks.
-pub const CHUNKS_MAGIC: [u8; 4] = *b"TSCH";
-pub const CHUNKS_VERSION: u8 = 1;
+pub(crate) const CHUNKS_MAGIC: [u8; 4] = *b"TSCH";
+pub(crate) const CHUNKS_VERSION: u8 = 1;
 /// Magic, version, three reserved zero bytes: keeps records 4-byte aligned.
-pub const CHUNKS_HEADER_BYTES: u64 = 8;
+pub(crate) const CHUNKS_HEADER_BYTES: u64 = 8;
 /// Length and checksum in front of each chunk's data.
-pub const RECORD_HEADER_BYTES: u64 = 8;
+pub(crate) const RECORD_HEADER_BYTES: u64 = 8;
 
 /// The file header.
 pub(crate) fn header() -> [u8; CHUNKS_HEADER_BYTES as usize] {

@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::model::{Label, Labels};
 
 /// "TSIX": tsdb index.
-pub const INDEX_MAGIC: [u8; 4] = *b"TSIX";
-pub const INDEX_VERSION: u8 = 1;
+pub(crate) const INDEX_MAGIC: [u8; 4] = *b"TSIX";
+pub(crate) const INDEX_VERSION: u8 = 1;
 /// Magic, version, three reserved bytes and the file's length: the length tells a
 /// truncated file (a copy cut short) apart from damaged bytes before the checksum
 /// is even computed.

@@ -22,8 +22,6 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use chunks::{CHUNKS_MAGIC, CHUNKS_VERSION};
-pub use index::{INDEX_MAGIC, INDEX_VERSION};
 pub use meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
 pub use reader::{Block, SeriesRef, verify_block};
 pub use writer::{ChunkData, EncodedBlock, SeriesChunks, encode_block, write_block_dir};

@@ -2,6 +2,9 @@
 //! the parsed index in memory; queries pick series through postings and read only the
 //! chunks they need with positioned reads. [`verify_block`] checks everything.
 
+#![deny(clippy::indexing_slicing)]
+
+use std::borrow::Cow;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -55,17 +58,18 @@ impl Block {
     pub fn select(&self, matchers: &[Matcher], min_time: i64, max_time: i64) -> Vec<SeriesRef> {
         let (narrowing, filtering): (Vec<&Matcher>, Vec<&Matcher>) =
             matchers.iter().partition(|m| !m.matches_empty());
-        let mut lists: Vec<Vec<u32>> = narrowing.iter().map(|m| self.postings(m)).collect();
+        let mut lists: Vec<Cow<'_, [u32]>> = narrowing.iter().map(|m| self.postings(m)).collect();
         // Intersecting from the shortest list keeps every step as cheap as possible.
-        lists.sort_unstable_by_key(Vec::len);
+        lists.sort_unstable_by_key(|l| l.len());
         let mut lists = lists.into_iter();
         let mut candidates = match lists.next() {
-            Some(first) => first,
+            Some(first) => first.into_owned(),
             None => (0..self.index.series.len() as u32).collect(),
         };
         for list in lists {
             candidates.retain(|r| list.binary_search(r).is_ok());
         }
+        // `matches_all` takes a slice of matchers; cloning one shares its compiled regex.
         let filtering: Vec<Matcher> = filtering.into_iter().cloned().collect();
         candidates
             .into_iter()
@@ -78,9 +82,9 @@ impl Block {
     }
 
     /// The union of the postings of the values of `m.name` that `m` matches.
-    fn postings(&self, m: &Matcher) -> Vec<u32> {
+    fn postings(&self, m: &Matcher) -> Cow<'_, [u32]> {
         let Some(name) = self.label_name(&m.name) else {
-            return Vec::new();
+            return Cow::Borrowed(&[]);
         };
         if let MatchOp::Equal = m.op {
             return name
@@ -88,8 +92,7 @@ impl Block {
                 .binary_search_by(|v| v.value.as_str().cmp(&m.value))
                 .ok()
                 .and_then(|i| name.values.get(i))
-                .map(|v| v.postings.clone())
-                .unwrap_or_default();
+                .map_or(Cow::Borrowed(&[]), |v| Cow::Borrowed(&v.postings));
         }
         let mut out: Vec<u32> = name
             .values
@@ -99,7 +102,7 @@ impl Block {
             .collect();
         out.sort_unstable();
         out.dedup();
-        out
+        Cow::Owned(out)
     }
 
     fn label_name(&self, name: &str) -> Option<&index::LabelName> {

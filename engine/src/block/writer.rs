@@ -63,8 +63,9 @@ pub struct EncodedBlock {
 /// `SeriesRef`); series without chunks are left out, since they hold nothing to read.
 /// A level-1 block lists itself among its sources if the caller did not.
 ///
-/// Duplicate label sets, unsorted or overlapping chunks and chunks whose header
-/// disagrees with their `num_samples` are bugs of the caller and panic.
+/// Duplicate or empty label sets, empty label values, unsorted or overlapping chunks
+/// and chunks whose header disagrees with their `num_samples` are bugs of the caller
+/// and panic.
 pub fn encode_block(
     ulid: &str,
     shard: u32,
@@ -85,6 +86,12 @@ pub fn encode_block(
         if entries.last().is_some_and(|prev| prev.labels == s.labels) {
             panic!("BUG: block {ulid} given series {} twice", s.labels);
         }
+        // The reader refuses both, so writing them would make an unreadable block.
+        assert!(
+            !s.labels.is_empty() && s.labels.iter().all(|l| !l.value.is_empty()),
+            "BUG: block {ulid} given series {} with no labels or an empty value",
+            s.labels
+        );
         check_chunks(&s);
         let mut metas = Vec::with_capacity(s.chunks.len());
         for c in &s.chunks {

@@ -12,7 +12,8 @@ impl Shard {
     /// Whether the head has reached its memory budget or spans a block range.
     pub(crate) fn head_needs_flush(&self) -> bool {
         !self.head.is_empty()
-            && (self.head.mem_bytes() as u64 >= self.cfg.memtable_bytes || self.head.span_ms() >= BLOCK_RANGE_MS)
+            && (self.head.mem_bytes() as u64 >= self.cfg.memtable_bytes
+                || self.head.span_ms() >= BLOCK_RANGE_MS)
     }
 
     /// Writes the whole head into a new block, then starts a fresh head and drops the

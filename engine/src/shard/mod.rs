@@ -75,7 +75,9 @@ pub struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard").field("shard", &self.cfg.shard).finish()
+        f.debug_struct("Shard")
+            .field("shard", &self.cfg.shard)
+            .finish()
     }
 }
 
@@ -133,7 +135,9 @@ impl Shard {
             spawn_ticker(tick_tx.clone(), self.cfg.wal_sync_interval, || Tick::Sync);
         }
         if self.cfg.compaction_enabled {
-            spawn_ticker(tick_tx.clone(), self.cfg.compaction_interval, || Tick::Compact);
+            spawn_ticker(tick_tx.clone(), self.cfg.compaction_interval, || {
+                Tick::Compact
+            });
         }
         drop(tick_tx);
         loop {
@@ -213,7 +217,11 @@ impl Shard {
                 max_time_ms,
                 reply,
             } => {
-                let _ = reply.send(Ok(self.label_names(&matcher_sets, min_time_ms, max_time_ms)));
+                let _ = reply.send(Ok(self.label_names(
+                    &matcher_sets,
+                    min_time_ms,
+                    max_time_ms,
+                )));
             }
             ShardRequest::LabelValues {
                 name,
@@ -222,7 +230,12 @@ impl Shard {
                 max_time_ms,
                 reply,
             } => {
-                let _ = reply.send(Ok(self.label_values(&name, &matcher_sets, min_time_ms, max_time_ms)));
+                let _ = reply.send(Ok(self.label_values(
+                    &name,
+                    &matcher_sets,
+                    min_time_ms,
+                    max_time_ms,
+                )));
             }
             ShardRequest::Flush { reply } => {
                 let _ = reply.send(self.flush().await);

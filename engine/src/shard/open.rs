@@ -68,7 +68,10 @@ fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
         let entry = entry.ctx(|| format!("list {}", dir.display()))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !path.is_dir() || name.ends_with(layout::TMP_SUFFIX) || name.ends_with(layout::BROKEN_SUFFIX) {
+        if !path.is_dir()
+            || name.ends_with(layout::TMP_SUFFIX)
+            || name.ends_with(layout::BROKEN_SUFFIX)
+        {
             continue;
         }
         // Ownership is decided from meta.json alone so every shard agrees on it.
@@ -77,10 +80,8 @@ fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
             .ok()
             .and_then(|b| BlockMeta::parse(&meta_path, &b).ok())
             .map(|m| m.shard % cfg.shards.max(1));
-        let owner = owner.unwrap_or_else(|| {
-            // An unreadable meta.json: the first shard takes care of setting it aside.
-            0
-        });
+        // An unreadable meta.json: the first shard takes care of setting it aside.
+        let owner = owner.unwrap_or(0);
         if owner != cfg.shard {
             continue;
         }
@@ -96,7 +97,9 @@ fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
 fn set_aside(path: &Path, e: &Error) {
     let broken = path.with_file_name(format!(
         "{}{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         layout::BROKEN_SUFFIX
     ));
     match std::fs::rename(path, &broken) {
@@ -128,34 +131,41 @@ impl Shard {
             let first = checkpoint::read(&dir);
             for seg in crate::wal::segment::list(&dir)? {
                 if seg.seq < first {
-                    std::fs::remove_file(&seg.path).ctx(|| format!("remove obsolete wal segment {}", seg.path.display()))?;
+                    std::fs::remove_file(&seg.path)
+                        .ctx(|| format!("remove obsolete wal segment {}", seg.path.display()))?;
                 }
             }
             let started = Instant::now();
             let mut samples = 0u64;
             let mut unknown = 0u64;
-            let stats = reader::replay(&dir, cfg.shard, first, Repair::TruncateTail, |rec| match rec {
-                Record::Series(series) => {
-                    for (r, labels) in series {
-                        next_ref = next_ref.max(r + 1);
-                        let hash = labels.stable_hash();
-                        if head.lookup_ref(r).is_none() {
-                            head.create(labels, hash, r);
-                        }
-                    }
-                }
-                Record::Samples(batch) => {
-                    for (r, s) in batch {
-                        match head.lookup_ref(r) {
-                            Some(id) => {
-                                head.append(id, s);
-                                samples += 1;
+            let stats = reader::replay(
+                &dir,
+                cfg.shard,
+                first,
+                Repair::TruncateTail,
+                |rec| match rec {
+                    Record::Series(series) => {
+                        for (r, labels) in series {
+                            next_ref = next_ref.max(r + 1);
+                            let hash = labels.stable_hash();
+                            if head.lookup_ref(r).is_none() {
+                                head.create(labels, hash, r);
                             }
-                            None => unknown += 1,
                         }
                     }
-                }
-            })?;
+                    Record::Samples(batch) => {
+                        for (r, s) in batch {
+                            match head.lookup_ref(r) {
+                                Some(id) => {
+                                    head.append(id, s);
+                                    samples += 1;
+                                }
+                                None => unknown += 1,
+                            }
+                        }
+                    }
+                },
+            )?;
             let duration_ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
@@ -180,8 +190,15 @@ impl Shard {
                 .map(|m| m.len())
                 .sum();
             wal = Some(
-                WalWriter::create(&dir, cfg.shard, seq, cfg.wal_segment_bytes, cfg.wal_sync, existing)
-                    .await?,
+                WalWriter::create(
+                    &dir,
+                    cfg.shard,
+                    seq,
+                    cfg.wal_segment_bytes,
+                    cfg.wal_sync,
+                    existing,
+                )
+                .await?,
             );
         }
         Ok(Shard {

@@ -9,14 +9,23 @@ use crate::mesh::merge_series;
 use crate::model::{Labels, Matcher};
 
 impl Shard {
-    fn blocks_in(&self, min_time_ms: i64, max_time_ms: i64) -> impl Iterator<Item = &crate::block::Block> {
+    fn blocks_in(
+        &self,
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> impl Iterator<Item = &crate::block::Block> {
         self.blocks
             .iter()
             .filter(move |b| b.meta().min_time <= max_time_ms && b.meta().max_time >= min_time_ms)
     }
 
     /// Series selected by `matchers` with their samples in `[min, max]`.
-    pub(crate) fn select(&self, matchers: &[Matcher], min_time_ms: i64, max_time_ms: i64) -> Result<Vec<SeriesData>> {
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<Vec<SeriesData>> {
         let mut parts = Vec::new();
         for b in self.blocks_in(min_time_ms, max_time_ms) {
             for s in b.select(matchers, min_time_ms, max_time_ms) {
@@ -34,18 +43,32 @@ impl Shard {
     }
 
     /// Label sets selected by any matcher set.
-    pub(crate) fn series(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Vec<Labels> {
+    pub(crate) fn series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<Labels> {
         let mut out = BTreeSet::new();
         for matchers in matcher_sets {
             for b in self.blocks_in(min_time_ms, max_time_ms) {
-                out.extend(b.select(matchers, min_time_ms, max_time_ms).into_iter().map(|s| b.labels(s).clone()));
+                out.extend(
+                    b.select(matchers, min_time_ms, max_time_ms)
+                        .into_iter()
+                        .map(|s| b.labels(s).clone()),
+                );
             }
             out.extend(self.head.series_labels(matchers, min_time_ms, max_time_ms));
         }
         out.into_iter().collect()
     }
 
-    pub(crate) fn label_names(&self, matcher_sets: &[Vec<Matcher>], min_time_ms: i64, max_time_ms: i64) -> Vec<String> {
+    pub(crate) fn label_names(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<String> {
         if !matcher_sets.is_empty() {
             let names: BTreeSet<String> = self
                 .series(matcher_sets, min_time_ms, max_time_ms)

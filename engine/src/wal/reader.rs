@@ -136,7 +136,9 @@ fn read_segment(
                     on_record(rec);
                     offset += bytes;
                 }
-                Err(reason) => return Some(damage(offset, format!("undecodable record: {reason}"))),
+                Err(reason) => {
+                    return Some(damage(offset, format!("undecodable record: {reason}")));
+                }
             },
         }
     }
@@ -146,10 +148,18 @@ fn truncate(path: &PathBuf, len: u64) -> Result<()> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| Error::io(format!("open wal segment {} to truncate", path.display()), e))?;
-    f.set_len(len)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io(format!("truncate wal segment {} to {len}", path.display()), e))
+        .map_err(|e| {
+            Error::io(
+                format!("open wal segment {} to truncate", path.display()),
+                e,
+            )
+        })?;
+    f.set_len(len).and_then(|()| f.sync_all()).map_err(|e| {
+        Error::io(
+            format!("truncate wal segment {} to {len}", path.display()),
+            e,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -167,7 +177,9 @@ mod tests {
 
     fn samples_record(n: u64) -> Vec<u8> {
         let mut buf = Vec::new();
-        let s: Vec<_> = (0..n).map(|i| (i, Sample::new(i as i64, i as f64))).collect();
+        let s: Vec<_> = (0..n)
+            .map(|i| (i, Sample::new(i as i64, i as f64)))
+            .collect();
         record::encode_samples(&mut buf, &s);
         buf
     }

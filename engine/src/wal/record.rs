@@ -62,21 +62,41 @@ fn frame(out: &mut Vec<u8>, kind: RecordType, payload_len: usize, fill: impl FnO
 }
 
 /// Appends a series record for `series` to `out`.
-pub fn encode_series<'a>(out: &mut Vec<u8>, series: impl ExactSizeIterator<Item = (SeriesRef, &'a Labels)> + Clone) {
+pub fn encode_series<'a>(
+    out: &mut Vec<u8>,
+    series: impl ExactSizeIterator<Item = (SeriesRef, &'a Labels)> + Clone,
+) {
     let payload_len = 4 + series
         .clone()
-        .map(|(_, l)| 10 + l.iter().map(|l| 6 + l.name.len() + l.value.len()).sum::<usize>())
+        .map(|(_, l)| {
+            10 + l
+                .iter()
+                .map(|l| 6 + l.name.len() + l.value.len())
+                .sum::<usize>()
+        })
         .sum::<usize>();
     let count = u32::try_from(series.len()).unwrap_or(u32::MAX);
     frame(out, RecordType::Series, payload_len, |out| {
         out.extend_from_slice(&count.to_le_bytes());
         for (r, labels) in series {
             out.extend_from_slice(&r.to_le_bytes());
-            out.extend_from_slice(&u16::try_from(labels.len()).unwrap_or(u16::MAX).to_le_bytes());
+            out.extend_from_slice(
+                &u16::try_from(labels.len())
+                    .unwrap_or(u16::MAX)
+                    .to_le_bytes(),
+            );
             for l in labels.iter() {
-                out.extend_from_slice(&u16::try_from(l.name.len()).unwrap_or(u16::MAX).to_le_bytes());
+                out.extend_from_slice(
+                    &u16::try_from(l.name.len())
+                        .unwrap_or(u16::MAX)
+                        .to_le_bytes(),
+                );
                 out.extend_from_slice(l.name.as_bytes());
-                out.extend_from_slice(&u32::try_from(l.value.len()).unwrap_or(u32::MAX).to_le_bytes());
+                out.extend_from_slice(
+                    &u32::try_from(l.value.len())
+                        .unwrap_or(u32::MAX)
+                        .to_le_bytes(),
+                );
                 out.extend_from_slice(l.value.as_bytes());
             }
         }
@@ -86,14 +106,19 @@ pub fn encode_series<'a>(out: &mut Vec<u8>, series: impl ExactSizeIterator<Item 
 /// Appends a samples record to `out`.
 pub fn encode_samples(out: &mut Vec<u8>, samples: &[(SeriesRef, Sample)]) {
     let count = u32::try_from(samples.len()).unwrap_or(u32::MAX);
-    frame(out, RecordType::Samples, 4 + samples.len() * SAMPLE_BYTES, |out| {
-        out.extend_from_slice(&count.to_le_bytes());
-        for (r, s) in samples {
-            out.extend_from_slice(&r.to_le_bytes());
-            out.extend_from_slice(&s.timestamp_ms.to_le_bytes());
-            out.extend_from_slice(&s.value.to_bits().to_le_bytes());
-        }
-    });
+    frame(
+        out,
+        RecordType::Samples,
+        4 + samples.len() * SAMPLE_BYTES,
+        |out| {
+            out.extend_from_slice(&count.to_le_bytes());
+            for (r, s) in samples {
+                out.extend_from_slice(&r.to_le_bytes());
+                out.extend_from_slice(&s.timestamp_ms.to_le_bytes());
+                out.extend_from_slice(&s.value.to_bits().to_le_bytes());
+            }
+        },
+    );
 }
 
 /// What reading one record at an offset found.
@@ -117,7 +142,11 @@ pub fn read_frame(buf: &[u8], record_bytes_max: usize) -> Framed<'_> {
         return Framed::End;
     }
     let Some(header) = buf.get(..HEADER_BYTES) else {
-        return if buf.iter().all(|&b| b == 0) { Framed::Zeros } else { Framed::Truncated };
+        return if buf.iter().all(|&b| b == 0) {
+            Framed::Zeros
+        } else {
+            Framed::Truncated
+        };
     };
     let len = u32_at(header, 0) as usize;
     let crc = u32_at(header, 4);
@@ -129,14 +158,18 @@ pub fn read_frame(buf: &[u8], record_bytes_max: usize) -> Framed<'_> {
         };
     }
     if len > record_bytes_max {
-        return Framed::Corrupt(format!("record length {len} exceeds the maximum {record_bytes_max}"));
+        return Framed::Corrupt(format!(
+            "record length {len} exceeds the maximum {record_bytes_max}"
+        ));
     }
     let Some(body) = buf.get(HEADER_BYTES..HEADER_BYTES + len) else {
         return Framed::Truncated;
     };
     let got = crc32c::crc32c(body);
     if got != crc {
-        return Framed::Corrupt(format!("checksum mismatch (expected {crc:#010x}, got {got:#010x})"));
+        return Framed::Corrupt(format!(
+            "checksum mismatch (expected {crc:#010x}, got {got:#010x})"
+        ));
     }
     Framed::Record {
         body,
@@ -194,7 +227,10 @@ pub fn decode(body: &[u8]) -> Result<Record, String> {
     match kind {
         RecordType::Samples => {
             if count.saturating_mul(SAMPLE_BYTES) != c.buf.len() {
-                return Err(format!("samples record of {count} samples has {} payload bytes", c.buf.len()));
+                return Err(format!(
+                    "samples record of {count} samples has {} payload bytes",
+                    c.buf.len()
+                ));
             }
             let mut out = Vec::with_capacity(count);
             for chunk in c.buf.chunks_exact(SAMPLE_BYTES) {
@@ -220,11 +256,15 @@ pub fn decode(body: &[u8]) -> Result<Record, String> {
                     let value = c.string(vl)?;
                     labels.push(Label { name, value });
                 }
-                let labels = Labels::from_sorted(labels).map_err(|e| format!("series {sref}: {e}"))?;
+                let labels =
+                    Labels::from_sorted(labels).map_err(|e| format!("series {sref}: {e}"))?;
                 out.push((sref, labels));
             }
             if !c.buf.is_empty() {
-                return Err(format!("{} trailing bytes after series record", c.buf.len()));
+                return Err(format!(
+                    "{} trailing bytes after series record",
+                    c.buf.len()
+                ));
             }
             Ok(Record::Series(out))
         }
@@ -247,11 +287,17 @@ mod tests {
         encode_series(&mut buf, [(1u64, &a), (2u64, &b)].into_iter());
         let samples = vec![(1, Sample::new(1000, 1.5)), (2, Sample::new(-5, f64::NAN))];
         encode_samples(&mut buf, &samples);
-        let Framed::Record { body, bytes } = read_frame(&buf, 1 << 20) else { panic!() };
+        let Framed::Record { body, bytes } = read_frame(&buf, 1 << 20) else {
+            panic!()
+        };
         assert_eq!(decode(body).unwrap(), Record::Series(vec![(1, a), (2, b)]));
         let rest = &buf[bytes..];
-        let Framed::Record { body, bytes } = read_frame(rest, 1 << 20) else { panic!() };
-        let Record::Samples(got) = decode(body).unwrap() else { panic!() };
+        let Framed::Record { body, bytes } = read_frame(rest, 1 << 20) else {
+            panic!()
+        };
+        let Record::Samples(got) = decode(body).unwrap() else {
+            panic!()
+        };
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], samples[0]);
         assert!(got[1].1.value.is_nan());
@@ -261,14 +307,26 @@ mod tests {
     #[test]
     fn every_truncation_and_bit_flip_is_detected() {
         let mut buf = Vec::new();
-        encode_samples(&mut buf, &[(7, Sample::new(1, 2.0)), (8, Sample::new(3, 4.0))]);
+        encode_samples(
+            &mut buf,
+            &[(7, Sample::new(1, 2.0)), (8, Sample::new(3, 4.0))],
+        );
         for cut in 1..buf.len() {
-            assert!(matches!(read_frame(&buf[..cut], 1 << 20), Framed::Truncated | Framed::Zeros), "cut {cut}");
+            assert!(
+                matches!(
+                    read_frame(&buf[..cut], 1 << 20),
+                    Framed::Truncated | Framed::Zeros
+                ),
+                "cut {cut}"
+            );
         }
         for bit in 0..buf.len() * 8 {
             let mut b = buf.clone();
             b[bit / 8] ^= 1 << (bit % 8);
-            assert!(!matches!(read_frame(&b, 1 << 20), Framed::Record { .. }), "bit {bit}");
+            assert!(
+                !matches!(read_frame(&b, 1 << 20), Framed::Record { .. }),
+                "bit {bit}"
+            );
         }
         assert_eq!(read_frame(&[0u8; 20], 1 << 20), Framed::Zeros);
     }
@@ -281,7 +339,9 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let len = (x % 64) as usize;
-            let bytes: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8).collect();
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8)
+                .collect();
             let _ = decode(&bytes);
             let _ = read_frame(&bytes, 1 << 20);
         }

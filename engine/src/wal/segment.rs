@@ -41,7 +41,9 @@ pub fn parse_header(buf: &[u8]) -> Result<u32, String> {
     let expected = u32::from_le_bytes(c);
     let got = crc32c::crc32c(first);
     if expected != got {
-        return Err(format!("segment header checksum mismatch (expected {expected:#010x}, got {got:#010x})"));
+        return Err(format!(
+            "segment header checksum mismatch (expected {expected:#010x}, got {got:#010x})"
+        ));
     }
     let mut s = [0u8; 4];
     s.copy_from_slice(first.get(8..12).unwrap_or(&[0; 4]));
@@ -62,7 +64,12 @@ pub fn list(dir: &Path) -> Result<Vec<SegmentFile>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(crate::Error::io(format!("list wal dir {}", dir.display()), e)),
+        Err(e) => {
+            return Err(crate::Error::io(
+                format!("list wal dir {}", dir.display()),
+                e,
+            ));
+        }
     };
     for entry in entries {
         let entry = entry.ctx(|| format!("list wal dir {}", dir.display()))?;

@@ -108,7 +108,8 @@ impl WalWriter {
             return Ok(());
         }
         let len = records.len() as u64;
-        if self.offset + len > self.segment_bytes_max && self.offset > segment::HEADER_BYTES as u64 {
+        if self.offset + len > self.segment_bytes_max && self.offset > segment::HEADER_BYTES as u64
+        {
             self.cut().await?;
         }
         let (res, _buf) = self.file.write_all_at(records, self.offset).await;

@@ -16,7 +16,9 @@ pub async fn export(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     let mut sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
     if sets.is_empty() {
         // VictoriaMetrics exports everything when no match[] is given.
-        sets.push(vec![Matcher::new("__name__", "=~", ".+").map_err(|e| ApiError::bad_data(e.to_string()))?]);
+        sets.push(vec![
+            Matcher::new("__name__", "=~", ".+").map_err(|e| ApiError::bad_data(e.to_string()))?,
+        ]);
     }
     let start = time_param(&p, "start", MIN_TIME_MS).map_err(ApiError::bad_data)?;
     let end = time_param(&p, "end", MAX_TIME_MS).map_err(ApiError::bad_data)?;

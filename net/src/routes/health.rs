@@ -13,6 +13,9 @@ pub fn ready(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     if ctx.ready() {
         Ok(text(StatusCode::OK, "tsdb is Ready.\n"))
     } else {
-        Ok(text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: WAL replay in progress.\n"))
+        Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: WAL replay in progress.\n",
+        ))
     }
 }

@@ -13,8 +13,11 @@ pub async fn write(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
     let params = Params::parse(req.uri().query(), None);
     let precision = match params.get("precision") {
         None => Precision::Ns,
-        Some(p) => Precision::parse(p)
-            .ok_or_else(|| ApiError::bad_data(format!("invalid precision {p:?}: use ns, us, ms, s, m or h")))?,
+        Some(p) => Precision::parse(p).ok_or_else(|| {
+            ApiError::bad_data(format!(
+                "invalid precision {p:?}: use ns, us, ms, s, m or h"
+            ))
+        })?,
     };
     let body = read_body(ctx, req).await?;
     let batch = line_protocol::parse(&body, precision, now_ms(), &ctx.limits)?;

@@ -21,7 +21,10 @@ pub async fn series(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     let data: Vec<Value> = series
         .iter()
         .map(|l| {
-            let m: Map<String, Value> = l.iter().map(|l| (l.name.clone(), Value::String(l.value.clone()))).collect();
+            let m: Map<String, Value> = l
+                .iter()
+                .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+                .collect();
             Value::Object(m)
         })
         .collect();

@@ -69,11 +69,16 @@ pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "bad_data",
-            format!("request body not received within {:?} (server.read_timeout)", ctx.read_timeout),
+            format!(
+                "request body not received within {:?} (server.read_timeout)",
+                ctx.read_timeout
+            ),
         )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError {
                     limit: Some("body_size"),
                     ..ApiError::new(

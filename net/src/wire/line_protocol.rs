@@ -3,8 +3,10 @@
 //! measurement, any other field `f` becomes `<measurement>_f`, and tags become labels.
 //!
 //! Syntax: `measurement[,tag=v…] field=v[,field=v…] [timestamp]`, one point per line.
-//! Names that Prometheus would refuse are sanitized (invalid characters become `_`)
-//! rather than refused, because Influx clients have no way to know our naming rules.
+//! Lines are split at every newline byte, so a string field cannot span lines (string
+//! fields are dropped anyway: a series holds numbers only). Names that Prometheus would
+//! refuse are sanitized (invalid characters become `_`) rather than refused, because
+//! Influx clients have no way to know our naming rules.
 #![deny(clippy::indexing_slicing)]
 
 use tsdb_engine::model::{Label, METRIC_NAME, Sample, SeriesSamples};
@@ -30,7 +32,8 @@ impl Precision {
     pub fn parse(s: &str) -> Option<Precision> {
         match s {
             "ns" | "n" => Some(Precision::Ns),
-            "us" | "u" | "µ" | "µs" => Some(Precision::Us),
+            // Micro sign (U+00B5) and Greek mu (U+03BC) look alike; accept both.
+            "us" | "u" | "\u{b5}" | "\u{b5}s" | "\u{3bc}" | "\u{3bc}s" => Some(Precision::Us),
             "ms" => Some(Precision::Ms),
             "s" => Some(Precision::S),
             "m" => Some(Precision::M),
@@ -385,7 +388,8 @@ mod tests {
             ("n", Precision::Ns),
             ("u", Precision::Us),
             ("us", Precision::Us),
-            ("µ", Precision::Us),
+            ("\u{b5}", Precision::Us),
+            ("\u{3bc}s", Precision::Us),
             ("ms", Precision::Ms),
             ("s", Precision::S),
             ("m", Precision::M),
