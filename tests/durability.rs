@@ -35,9 +35,17 @@ fn sigterm_exits_zero_and_restart_replays_everything() {
     assert!(started.elapsed() < Duration::from_secs(5));
     let s = Server::start(dir.path(), &["--shards=2"]);
     // Every shard logs its replay before the server is ready.
-    let replays: Vec<_> = s.logs().into_iter().filter(|l| l["msg"] == "replaying WAL").collect();
+    let replays: Vec<_> = s
+        .logs()
+        .into_iter()
+        .filter(|l| l["msg"] == "replaying WAL")
+        .collect();
     assert_eq!(replays.len(), 2, "one replay line per shard");
-    assert!(replays.iter().all(|l| l["duration_ms"].is_u64() && l["entries"].is_u64()));
+    assert!(
+        replays
+            .iter()
+            .all(|l| l["duration_ms"].is_u64() && l["entries"].is_u64())
+    );
     let entries: u64 = replays.iter().map(|l| l["entries"].as_u64().unwrap()).sum();
     assert!(entries >= 10, "{replays:?}");
     assert_eq!(points(&s.export("g")[0]), samples);

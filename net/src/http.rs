@@ -97,7 +97,19 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         "errorType": e.kind,
         "error": e.message,
     });
-    with_body(e.status, "application/json", body.to_string())
+    let mut resp = with_body(e.status, "application/json", body.to_string());
+    // The body of a request refused for its size or slowness was not read to its end,
+    // so the connection cannot carry another request: say so, so clients don't reuse it.
+    if matches!(
+        e.status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// `{"status":"success","data":…}`.

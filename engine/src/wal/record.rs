@@ -305,6 +305,24 @@ mod tests {
     }
 
     #[test]
+    fn doc_example_matches_encoder() {
+        let doc = include_str!("../../docs/format/wal.md");
+        let want = crate::block::doc_hex(doc);
+        let mut got = Vec::new();
+        encode_series(
+            &mut got,
+            [(0u64, &labels(&[("__name__", "up")]))].into_iter(),
+        );
+        encode_samples(&mut got, &[(0, Sample::new(1000, 1.0))]);
+        assert_eq!(
+            got,
+            want,
+            "wal.md is out of date; the encoder writes:\n{}",
+            crate::block::hex_lines(&got)
+        );
+    }
+
+    #[test]
     fn every_truncation_and_bit_flip_is_detected() {
         let mut buf = Vec::new();
         encode_samples(

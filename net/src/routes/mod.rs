@@ -10,7 +10,7 @@ mod meta;
 mod write;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -61,11 +61,52 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
     }
 }
 
+/// Bytes of an oversized body read and thrown away before answering 413, so a client
+/// still sending gets the answer instead of a broken pipe; past this, the connection
+/// is simply closed.
+const OVERSIZED_BODY_DRAIN_BYTES_MAX: usize = 16 << 20;
+
 /// Reads the whole body, refusing more than `max_body_bytes` (413) and a client that
 /// sends it slower than the read timeout allows (408).
 pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let limited = Limited::new(req.into_body(), ctx.max_body_bytes);
-    match monoio::time::timeout(ctx.read_timeout, limited.collect()).await {
+    let mut body = req.into_body();
+    let read = async {
+        let mut buf = bytes::BytesMut::new();
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::bad_data(format!("reading request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(data.len());
+            if seen <= ctx.max_body_bytes {
+                buf.extend_from_slice(&data);
+            } else if seen
+                > ctx
+                    .max_body_bytes
+                    .saturating_add(OVERSIZED_BODY_DRAIN_BYTES_MAX)
+            {
+                break;
+            }
+        }
+        if seen > ctx.max_body_bytes {
+            return Err(ApiError {
+                limit: Some("body_size"),
+                ..ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_data",
+                    format!(
+                        "request body is larger than the limit of {} bytes (limits.max_body_size)",
+                        ctx.max_body_bytes
+                    ),
+                )
+            });
+        }
+        Ok(buf.freeze())
+    };
+    match monoio::time::timeout(ctx.read_timeout, read).await {
+        Ok(r) => r,
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "bad_data",
@@ -74,26 +115,6 @@ pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes
                 ctx.read_timeout
             ),
         )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Err(ApiError {
-                    limit: Some("body_size"),
-                    ..ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "bad_data",
-                        format!(
-                            "request body is larger than the limit of {} bytes (limits.max_body_size)",
-                            ctx.max_body_bytes
-                        ),
-                    )
-                })
-            } else {
-                Err(ApiError::bad_data(format!("reading request body: {e}")))
-            }
-        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! Tidy: the architecture's boundaries and the code's hygiene, checked on the source.
+//!
+//! - `engine` depends on no HTTP, protobuf or compression crate (it knows nothing of
+//!   the network); `net` depends on `engine`, never the reverse; `bench` is not a
+//!   dependency of anything the server uses.
+//! - `net` never opens a file.
+//! - Every Rust file starts with a `//!` comment; no `#[ignore]`, `#[should_panic]` or
+//!   `dbg!`; `unsafe` only with a `// SAFETY:` comment.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a tidy check fails loudly on an unreadable tree"
+)]
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn all_rust_files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["src", "engine", "net", "bench", "tests"] {
+        rust_files(&root().join(dir), &mut out);
+    }
+    out
+}
+
+/// The `[dependencies]` table of a crate's manifest, as text.
+fn dependencies(krate: &str) -> String {
+    let manifest = std::fs::read_to_string(root().join(krate).join("Cargo.toml")).unwrap();
+    let start = manifest
+        .find("[dependencies]")
+        .expect("a [dependencies] table");
+    let rest = &manifest[start + "[dependencies]".len()..];
+    rest[..rest.find("\n[").unwrap_or(rest.len())].to_string()
+}
+
+fn dependency_names(krate: &str) -> Vec<String> {
+    dependencies(krate)
+        .lines()
+        .filter_map(|l| l.split(['=', '.']).next())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+        .collect()
+}
+
+#[test]
+fn engine_knows_nothing_of_the_network() {
+    let deps = dependency_names("engine");
+    for banned in [
+        "hyper",
+        "http",
+        "http-body-util",
+        "prost",
+        "snap",
+        "monoio-compat",
+        "tsdb-net",
+        "tsdb-bench",
+    ] {
+        assert!(
+            !deps.iter().any(|d| d == banned),
+            "engine depends on {banned}"
+        );
+    }
+}
+
+#[test]
+fn net_depends_on_engine_and_never_on_bench() {
+    let deps = dependency_names("net");
+    assert!(deps.iter().any(|d| d == "tsdb-engine"));
+    assert!(!deps.iter().any(|d| d == "tsdb-bench"));
+    let root_deps = dependency_names(".");
+    assert!(
+        !root_deps.iter().any(|d| d == "tsdb-bench"),
+        "the server must not use bench"
+    );
+}
+
+#[test]
+fn net_never_opens_a_file() {
+    let mut files = Vec::new();
+    rust_files(&root().join("net/src"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for banned in ["std::fs", "File::open", "File::create", "monoio::fs"] {
+            assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}
+
+#[test]
+fn every_file_opens_with_a_doc_comment_and_stays_clean() {
+    let tidy = root().join("tests/tidy.rs");
+    for f in all_rust_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.starts_with("//!"),
+            "{} does not open with a //! comment",
+            f.display()
+        );
+        if f == tidy {
+            continue;
+        }
+        for banned in ["#[ignore", "#[should_panic", "dbg!("] {
+            assert!(!text.contains(banned), "{} contains {banned}", f.display());
+        }
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("unsafe {") || line.contains("unsafe impl") {
+                let before: Vec<&str> = text.lines().take(i).collect();
+                let documented = before.iter().rev().take(4).any(|l| l.contains("SAFETY:"));
+                assert!(
+                    documented,
+                    "{}:{}: unsafe without a // SAFETY: comment",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn files_stay_a_readable_size() {
+    for f in all_rust_files() {
+        let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+        assert!(lines <= 1200, "{} has {lines} lines; split it", f.display());
+    }
+}
