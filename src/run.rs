@@ -17,7 +17,7 @@ use tsdb_engine::wal::SyncMode;
 use tsdb_net::server::{Ctx, serve};
 use tsdb_net::wire::IngestLimits;
 
-use crate::config::{Config, WalSync, format_duration};
+use crate::config::{Config, IoDriver, WalSync, format_duration};
 
 /// How long shutdown waits for shards to sync their WAL before giving up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,11 +125,12 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         let ready = ready.clone();
         let events = events_tx.clone();
         let cpu = cpus.get(i % cpus.len().max(1)).copied();
+        let io_driver = cfg.io_driver;
         let t = std::thread::Builder::new()
             .name(format!("tsdb-shard-{i}"))
             .spawn(move || {
                 shard_thread(
-                    i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events,
+                    i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events, io_driver,
                 )
             })
             .map_err(|e| format!("spawn shard thread {i}: {e}"))?;
@@ -202,15 +203,12 @@ fn shard_thread(
     inbox: flume::Receiver<ShardRequest>,
     ready: Arc<AtomicUsize>,
     events: flume::Sender<Event>,
+    io_driver: IoDriver,
 ) {
     if let Some(cpu) = cpu {
         pin_to_cpu(i, cpu);
     }
-    let runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .with_entries(1024)
-        .build();
-    let mut runtime = match runtime {
+    let mut runtime = match build_runtime(io_driver) {
         Ok(r) => r,
         Err(e) => {
             let _ = events.send(Event::Fatal(format!("shard {i}: start runtime: {e}")));
@@ -219,8 +217,11 @@ fn shard_thread(
     };
     let driver = match &runtime {
         monoio::FusionRuntime::Uring(_) => "io_uring",
-        monoio::FusionRuntime::Legacy(_) => "epoll (io_uring unavailable)",
+        monoio::FusionRuntime::Legacy(_) => "epoll",
     };
+    if i == 0 {
+        tracing::info!(driver, requested = %io_driver, "I/O driver");
+    }
     tracing::debug!(shard = i, driver, "shard runtime started");
     runtime.block_on(async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
@@ -241,6 +242,35 @@ fn shard_thread(
             }
         }
     });
+}
+
+type ShardRuntime = monoio::FusionRuntime<
+    monoio::time::TimeDriver<monoio::IoUringDriver>,
+    monoio::time::TimeDriver<monoio::LegacyDriver>,
+>;
+
+/// Builds a shard's executor with the requested driver. `auto` takes io_uring when the
+/// kernel allows it (a container's seccomp profile may not) and epoll otherwise.
+fn build_runtime(io_driver: IoDriver) -> Result<ShardRuntime, String> {
+    const RING_ENTRIES: u32 = 1024;
+    match io_driver {
+        IoDriver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .with_entries(RING_ENTRIES)
+            .build()
+            .map_err(|e| e.to_string()),
+        IoDriver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .with_entries(RING_ENTRIES)
+            .build()
+            .map(monoio::FusionRuntime::Uring)
+            .map_err(|e| format!("io_uring is not available ({e}); use --io-driver=epoll or auto")),
+        IoDriver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(monoio::FusionRuntime::Legacy)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 fn pin_to_cpu(shard: usize, cpu: usize) {

@@ -1,2 +1,198 @@
-//! tsdb-bench.
-fn main() {}
+//! `tsdb-bench`: load generator for tsdb (and anything else speaking Prometheus
+//! remote_write or InfluxDB line protocol).
+//!
+//! `tsdb-bench load` sends deterministic node-exporter-like samples and reports what
+//! was accepted, how fast, and request latencies: human-readable on stderr, and as JSON
+//! with `--json FILE` (`-` for stdout). Exit code 1 if any request failed, 2 if the
+//! run could not be set up.
+
+mod r#gen;
+mod load;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::r#gen::Protocol;
+use crate::load::{Encoding, LoadConfig, RunLength};
+
+#[derive(Parser)]
+#[command(name = "tsdb-bench", version, about = "Load generator for tsdb")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Send node-exporter-like samples in time order and report throughput and latency.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, value_enum, default_value_t = Protocol::RemoteWrite)]
+    protocol: Protocol,
+    /// Number of series.
+    #[arg(long, default_value_t = 10_000)]
+    series: usize,
+    /// Scrape interval: the distance between a series' samples.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Samples per series [default: 60].
+    #[arg(long, conflicts_with = "duration")]
+    points: Option<u64>,
+    /// Instead of --points: keep sending successive steps for this much wall-clock
+    /// time (encoding is then live).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Samples (= series, one sample each) per request.
+    #[arg(long, default_value_t = 2000)]
+    samples_per_request: usize,
+    /// Parallel keep-alive connections, one worker thread each.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Timestamp of the first step, ms since the epoch [default: now - points ×
+    /// interval, so the data ends now; with --duration: now - 24h].
+    #[arg(long, allow_hyphen_values = true)]
+    start_ms: Option<i64>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the report as JSON to this file (`-`: stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Encode only, send nothing: measures the generator.
+    #[arg(long)]
+    dry_run: bool,
+    /// When to encode request bodies.
+    #[arg(long, value_enum, default_value_t = Encoding::Auto)]
+    encoding: Encoding,
+    /// Memory budget for pre-encoded bodies (auto encoding), in MB.
+    #[arg(long, default_value_t = 1024)]
+    pre_encode_max_mb: u64,
+}
+
+/// `500ms`, `10s`, `5m`, `1h`, `1d`; a bare number is seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 10s, 5m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit {unit:?} in {s:?}: use ms, s, m, h or d"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Load(args) => load_command(args),
+    }
+}
+
+fn load_command(a: LoadArgs) -> ExitCode {
+    let interval_ms = a.interval.as_millis().min(i64::MAX as u128) as i64;
+    let run = match a.duration {
+        Some(d) => RunLength::Duration(d),
+        None => RunLength::Points(a.points.unwrap_or(60)),
+    };
+    let start_ms = a.start_ms.unwrap_or_else(|| {
+        let back = match run {
+            RunLength::Points(n) => (n as i64).saturating_mul(interval_ms),
+            RunLength::Duration(_) => 86_400_000,
+        };
+        // Aligned to the interval, so timestamps are round in a listing.
+        let start = load::now_ms().saturating_sub(back);
+        start - start.rem_euclid(interval_ms.max(1))
+    });
+    let cfg = LoadConfig {
+        url: a.url,
+        protocol: a.protocol,
+        series: a.series,
+        run,
+        interval_ms,
+        start_ms,
+        samples_per_request: a.samples_per_request,
+        connections: a.connections,
+        seed: a.seed,
+        encoding: a.encoding,
+        pre_encode_max_bytes: a.pre_encode_max_mb.saturating_mul(1 << 20),
+        dry_run: a.dry_run,
+    };
+    let report = match load::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tsdb-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprint!("{}", report.human());
+    if let Some(path) = a.json {
+        let json = match serde_json::to_string_pretty(&report) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("tsdb-bench: encoding the JSON report: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let written = if path.as_os_str() == "-" {
+            writeln!(std::io::stdout().lock(), "{json}")
+        } else {
+            std::fs::write(&path, json + "\n")
+        };
+        if let Err(e) = written {
+            eprintln!("tsdb-bench: writing {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        assert!(
+            Cli::try_parse_from(["tsdb-bench", "load", "--points", "3", "--duration", "5s"])
+                .is_err()
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub mod layout;
 pub mod limits;
 pub mod mesh;
 pub mod model;
+pub mod promql;
 pub mod shard;
 pub mod wal;
 

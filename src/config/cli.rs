@@ -58,6 +58,9 @@ pub(super) struct StartArgs {
     /// Number of shards, one per core, 1 to 1024 [default: number of online CPUs] [env: TSDB_SHARDS] [yaml: server.shards]
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub shards: Option<String>,
+    /// I/O driver: auto (io_uring, else epoll), io-uring (or refuse to start), epoll [default: auto] [env: TSDB_IO_DRIVER] [yaml: server.io_driver]
+    #[arg(long, value_name = "DRIVER", help_heading = "Server")]
+    pub io_driver: Option<String>,
 
     /// Data directory [default: ./data] [env: TSDB_DATA_DIR] [yaml: storage.data_dir]
     #[arg(long, value_name = "PATH", help_heading = "Storage")]

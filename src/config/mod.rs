@@ -44,6 +44,7 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    pub io_driver: IoDriver,
     /// 1..=1024; defaults to the number of online CPUs.
     pub shards: usize,
     pub data_dir: PathBuf,
@@ -98,6 +99,17 @@ pub enum LogFormat {
     Text,
 }
 
+/// Which I/O driver the shard executors use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    Auto,
+    /// io_uring or refuse to start.
+    IoUring,
+    /// epoll and synchronous file calls.
+    Epoll,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogOutput {
     Stdout,
@@ -133,6 +145,7 @@ named_enum!(WalSync { Always => "always", Interval => "interval", Never => "neve
 named_enum!(LogLevel { Debug => "debug", Info => "info", Warn => "warn", Error => "error" });
 named_enum!(LogFormat { Json => "json", Text => "text" });
 named_enum!(LogOutput { Stdout => "stdout", Stderr => "stderr" });
+named_enum!(IoDriver { Auto => "auto", IoUring => "io-uring", Epoll => "epoll" });
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +260,13 @@ const CONFIG: Opt = Opt {
     flag_value: |args| args.config.as_deref(),
     yaml_value: |_| None,
 };
+const IO_DRIVER: Opt = opt!(
+    "io-driver",
+    io_driver,
+    "TSDB_IO_DRIVER",
+    server.io_driver,
+    Some("auto")
+);
 const LISTEN: Opt = opt!(
     "listen",
     listen,
@@ -412,9 +432,10 @@ const MAX_LABEL_VALUE_LENGTH: Opt = opt!(
 );
 
 /// Every option, so every known `TSDB_*` variable.
-pub(crate) const OPTIONS: [&Opt; 26] = [
+pub(crate) const OPTIONS: [&Opt; 27] = [
     &CONFIG,
     &LISTEN,
+    &IO_DRIVER,
     &READ_TIMEOUT,
     &WRITE_TIMEOUT,
     &SHARDS,
@@ -615,6 +636,7 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
         listen_addr,
         read_timeout: layers.value(&READ_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
         write_timeout: layers.value(&WRITE_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
+        io_driver: layers.value(&IO_DRIVER, |r| IoDriver::parse_name(text(r)?))?,
         shards: layers
             .get(&SHARDS, |r| count_range(r, 1, SHARDS_MAX))?
             .unwrap_or_else(default_shards),

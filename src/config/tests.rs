@@ -113,6 +113,7 @@ const ALL_FLAGS: &[&str] = &[
     "--max-labels-per-series=6",
     "--max-label-name-length=7",
     "--max-label-value-length=8",
+    "--io-driver=epoll",
 ];
 
 const ALL_YAML: &str = "
@@ -121,6 +122,7 @@ server:
   read_timeout: 10s
   write_timeout: 1m
   shards: 3
+  io_driver: epoll
 storage:
   data_dir: /d
   retention: 2w
@@ -156,6 +158,7 @@ fn all_set() -> Config {
         listen_addr: addr("127.0.0.1:9090"),
         read_timeout: Duration::from_secs(10),
         write_timeout: Duration::from_secs(60),
+        io_driver: IoDriver::Epoll,
         shards: 3,
         data_dir: PathBuf::from("/d"),
         retention: Duration::from_secs(14 * 86_400),

@@ -63,6 +63,7 @@ pub(super) struct ServerSection {
     pub read_timeout: Option<Value>,
     pub write_timeout: Option<Value>,
     pub shards: Option<Value>,
+    pub io_driver: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
