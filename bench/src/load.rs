@@ -468,6 +468,9 @@ fn worker(plan: &Plan<'_>) -> Result<WorkerStats, String> {
     Ok(st)
 }
 
+/// One pre-encoding thread's bodies, by request number, and its busy time.
+type EncodedPart = (Vec<(usize, Vec<u8>)>, Duration);
+
 /// Encodes every body before timing, chunks spread over `threads` threads (each
 /// chunk's cursor walks its steps in order on one thread).
 fn pre_encode(
@@ -478,7 +481,7 @@ fn pre_encode(
     threads: usize,
 ) -> Result<(Vec<Vec<u8>>, Duration), String> {
     let nchunks = chunks.len();
-    let results: Vec<Result<(Vec<(usize, Vec<u8>)>, Duration), String>> = std::thread::scope(|s| {
+    let results: Vec<Result<EncodedPart, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
@@ -580,26 +583,23 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, String> {
     };
 
     let base = cfg.url.trim_end_matches('/');
+    // The clock starts here: dataset and pre-encoding above are not timed.
+    let started = Instant::now();
     let plan = Plan {
         cfg,
         ds: &ds,
         wire: &wire,
         chunks: &chunks,
         total,
-        deadline: None,
+        deadline: match cfg.run {
+            RunLength::Duration(d) => Some(started + d),
+            RunLength::Points(_) => None,
+        },
         url: format!("{base}{}", cfg.protocol.path()),
         bodies: &bodies,
         next: AtomicU64::new(0),
         gate: Gate::new(chunks.len()),
         first_error: Mutex::new(None),
-    };
-    let started = Instant::now();
-    let plan = Plan {
-        deadline: match cfg.run {
-            RunLength::Duration(d) => Some(started + d),
-            RunLength::Points(_) => None,
-        },
-        ..plan
     };
     let stats: Vec<Result<WorkerStats, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cfg.connections)
