@@ -45,6 +45,8 @@ pub struct ShardStatus {
 pub enum ShardRequest {
     Append {
         batch: Vec<SeriesSamples>,
+        /// `stable_hash` of each series' labels, computed once by the sender.
+        hashes: Vec<u64>,
         reply: Reply<AppendOutcome>,
     },
     Select {
@@ -141,15 +143,17 @@ impl Mesh {
     /// and the client retries, which is safe since duplicates are dropped by timestamp.
     pub async fn append(&self, batch: Vec<SeriesSamples>) -> Result<AppendOutcome> {
         let n = self.inboxes.len();
-        let mut parts: Vec<Vec<SeriesSamples>> = (0..n).map(|_| Vec::new()).collect();
+        let mut parts: Vec<(Vec<SeriesSamples>, Vec<u64>)> =
+            (0..n).map(|_| Default::default()).collect();
         for s in batch {
-            let shard = self.shard_of(&s.labels);
-            if let Some(p) = parts.get_mut(shard) {
+            let hash = s.labels.stable_hash();
+            if let Some((p, h)) = parts.get_mut((hash % n.max(1) as u64) as usize) {
                 p.push(s);
+                h.push(hash);
             }
         }
         let mut waits = Vec::new();
-        for (shard, part) in parts.into_iter().enumerate() {
+        for (shard, (part, hashes)) in parts.into_iter().enumerate() {
             if part.is_empty() {
                 continue;
             }
@@ -158,6 +162,7 @@ impl Mesh {
                 shard,
                 ShardRequest::Append {
                     batch: part,
+                    hashes,
                     reply: tx,
                 },
             )

@@ -13,7 +13,7 @@ impl Shard {
     /// request. Nothing is acknowledged before its WAL bytes are written.
     pub(crate) async fn append_group(&mut self, group: Vec<AppendRequest>) {
         if let Some(reason) = &self.read_only {
-            for (_, reply) in group {
+            for (_, _, reply) in group {
                 let _ = reply.send(Err(Error::ReadOnly {
                     reason: reason.clone(),
                 }));
@@ -25,10 +25,10 @@ impl Shard {
         let mut resolved: Vec<(u32, Sample)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
-        for (batch, reply) in group {
+        for (batch, hashes, reply) in group {
             let mut outcome = AppendOutcome::default();
-            for series in batch {
-                let hash = series.labels.stable_hash();
+            debug_assert_eq!(batch.len(), hashes.len(), "one hash per series");
+            for (series, hash) in batch.into_iter().zip(hashes) {
                 let id = match self.head.lookup(&series.labels, hash) {
                     Some(id) => id,
                     None => {

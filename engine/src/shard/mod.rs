@@ -158,13 +158,21 @@ impl Shard {
             match item {
                 Item::Tick(Tick::Sync) => self.sync_wal().await,
                 Item::Tick(Tick::Compact) => self.compact_tick(),
-                Item::Request(ShardRequest::Append { batch, reply }) => {
+                Item::Request(ShardRequest::Append {
+                    batch,
+                    hashes,
+                    reply,
+                }) => {
                     // Group commit: take every append already waiting, up to a bound.
-                    let mut group = vec![(batch, reply)];
+                    let mut group = vec![(batch, hashes, reply)];
                     let mut others = Vec::new();
                     while group.len() < GROUP_COMMIT_REQUESTS_MAX {
                         match inbox.try_recv() {
-                            Ok(ShardRequest::Append { batch, reply }) => group.push((batch, reply)),
+                            Ok(ShardRequest::Append {
+                                batch,
+                                hashes,
+                                reply,
+                            }) => group.push((batch, hashes, reply)),
                             Ok(other) => {
                                 others.push(other);
                                 break;
@@ -192,8 +200,12 @@ impl Shard {
     /// Handles one non-append request; returns true when the loop must stop.
     async fn handle(&mut self, req: ShardRequest) -> bool {
         match req {
-            ShardRequest::Append { batch, reply } => {
-                self.append_group(vec![(batch, reply)]).await;
+            ShardRequest::Append {
+                batch,
+                hashes,
+                reply,
+            } => {
+                self.append_group(vec![(batch, hashes, reply)]).await;
             }
             ShardRequest::Select {
                 matchers,
@@ -290,4 +302,4 @@ fn spawn_ticker(tx: flume::Sender<Tick>, every: Duration, make: impl Fn() -> Tic
 }
 
 /// An append request as the loop sees it.
-pub(crate) type AppendRequest = (Vec<SeriesSamples>, Reply<AppendOutcome>);
+pub(crate) type AppendRequest = (Vec<SeriesSamples>, Vec<u64>, Reply<AppendOutcome>);
