@@ -5,8 +5,16 @@
 //! This is the interface the HTTP routes build on; the evaluator lives in the
 //! submodules.
 
+mod aggregate;
+mod binary;
+pub mod cases;
+mod eval;
+mod functions;
+mod plan;
+mod value;
+
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::head::SeriesData;
 use crate::model::{Labels, Matcher};
@@ -121,3 +129,317 @@ impl std::fmt::Display for QueryError {
 }
 
 impl std::error::Error for QueryError {}
+
+/// Evaluates `query` at one instant, as Prometheus' `/api/v1/query` does.
+///
+/// Vector results are sorted by labels unless the expression is `sort(…)`,
+/// `sort_desc(…)`, `topk(…)` or `bottomk(…)`, whose order is kept; matrix results
+/// are sorted by labels.
+pub async fn instant_query<Q: Queryable>(
+    q: &Q,
+    query: &str,
+    time_ms: i64,
+    opts: &QueryOptions,
+) -> Result<QueryValue, QueryError> {
+    let deadline = deadline_of(opts);
+    let plan = plan::plan(query, time_ms, time_ms, opts.lookback_delta_ms)?;
+    let data = fetch(q, &plan).await?;
+    let mut ev = eval::Evaluator::new(&data, opts.lookback_delta_ms, opts.max_samples, deadline);
+    let steps = eval::Steps {
+        start: time_ms,
+        end: time_ms,
+        interval: 1,
+    };
+    let mat = match ev.eval(&plan.root, steps)? {
+        value::Value::String(s) => {
+            return Ok(QueryValue::String {
+                timestamp_ms: time_ms,
+                value: s,
+            });
+        }
+        value::Value::Matrix(m) => m,
+    };
+    Ok(match plan.root.value_type() {
+        plan::ValueType::Scalar => {
+            let value = mat
+                .first()
+                .and_then(|s| s.points.first())
+                .map(|p| p.value)
+                .unwrap_or(f64::NAN);
+            QueryValue::Scalar(Point {
+                timestamp_ms: time_ms,
+                value,
+            })
+        }
+        plan::ValueType::Matrix => QueryValue::Matrix(to_range_series(mat)),
+        _ => {
+            let mut samples: Vec<InstantSample> = mat
+                .into_iter()
+                .filter_map(|s| {
+                    let p = s.points.first()?;
+                    Some(InstantSample {
+                        labels: s.labels,
+                        timestamp_ms: time_ms,
+                        value: p.value,
+                    })
+                })
+                .collect();
+            // sort(), sort_desc() and topk()/bottomk() order their output the
+            // same way every time in Prometheus; anything else is sorted here.
+            let keeps_order = match plan.root.unwrap_invariant() {
+                plan::Node::Call(c) => {
+                    matches!(c.func, functions::Func::Sort | functions::Func::SortDesc)
+                }
+                plan::Node::Aggregate(a) => {
+                    matches!(a.op, plan::AggOp::Topk | plan::AggOp::Bottomk)
+                }
+                _ => false,
+            };
+            if !keeps_order {
+                samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+            QueryValue::Vector(samples)
+        }
+    })
+}
+
+/// Evaluates `query` at every step from `start_ms` to `end_ms` inclusive, as
+/// Prometheus' `/api/v1/query_range` does; the answer is always a matrix, sorted by
+/// labels (a scalar expression gives one series without labels).
+pub async fn range_query<Q: Queryable>(
+    q: &Q,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    opts: &QueryOptions,
+) -> Result<QueryValue, QueryError> {
+    if end_ms < start_ms {
+        return Err(QueryError::BadData(
+            "end timestamp must not be before start time".into(),
+        ));
+    }
+    if step_ms <= 0 {
+        return Err(QueryError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if (i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms) > 11_000 {
+        return Err(QueryError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    let deadline = deadline_of(opts);
+    let plan = plan::plan(query, start_ms, end_ms, opts.lookback_delta_ms)?;
+    let ty = plan.root.value_type();
+    if ty != plan::ValueType::Scalar && ty != plan::ValueType::Vector {
+        return Err(QueryError::BadData(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            ty.documented()
+        )));
+    }
+    let data = fetch(q, &plan).await?;
+    let mut ev = eval::Evaluator::new(&data, opts.lookback_delta_ms, opts.max_samples, deadline);
+    let steps = eval::Steps {
+        start: start_ms,
+        end: end_ms,
+        interval: step_ms,
+    };
+    match ev.eval(&plan.root, steps)? {
+        value::Value::Matrix(m) => Ok(QueryValue::Matrix(to_range_series(m))),
+        value::Value::String(_) => Err(QueryError::Execution(
+            "BUG: string result of a range query".into(),
+        )),
+    }
+}
+
+fn deadline_of(opts: &QueryOptions) -> Instant {
+    let now = Instant::now();
+    // A timeout too large to represent means no deadline worth checking.
+    now.checked_add(opts.timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+fn to_range_series(mut mat: Vec<value::Series>) -> Vec<RangeSeries> {
+    mat.sort_by(|a, b| a.labels.cmp(&b.labels));
+    mat.into_iter()
+        .map(|s| RangeSeries {
+            labels: s.labels,
+            points: s.points,
+        })
+        .collect()
+}
+
+/// Fetches every selector's series once, over the window the plan computed.
+async fn fetch<Q: Queryable>(q: &Q, plan: &plan::Plan) -> Result<Vec<Vec<SeriesData>>, QueryError> {
+    let mut data = Vec::with_capacity(plan.fetches.len());
+    for f in &plan.fetches {
+        if f.min_time_ms > f.max_time_ms {
+            data.push(Vec::new());
+            continue;
+        }
+        let series = q
+            .select(&f.matchers, f.min_time_ms, f.max_time_ms)
+            .await
+            .map_err(|e| QueryError::Storage(e.to_string()))?;
+        data.push(series);
+    }
+    Ok(data)
+}
+
+/// A plain in-memory [`Queryable`], for tests and the case runner.
+#[derive(Clone, Debug, Default)]
+pub struct MemStore {
+    series: Vec<SeriesData>,
+}
+
+impl MemStore {
+    /// A store holding `series`; it is sorted by labels here so `select` answers in
+    /// the order the trait promises.
+    pub fn new(mut series: Vec<SeriesData>) -> Self {
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for s in &mut series {
+            s.samples.sort_by_key(|x| x.timestamp_ms);
+        }
+        MemStore { series }
+    }
+}
+
+impl Queryable for MemStore {
+    async fn select(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> crate::Result<Vec<SeriesData>> {
+        let out = self
+            .series
+            .iter()
+            .filter(|s| crate::model::matches_all(matchers, &s.labels))
+            .map(|s| SeriesData {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|x| x.timestamp_ms >= min_time_ms && x.timestamp_ms <= max_time_ms)
+                    .copied()
+                    .collect(),
+            })
+            .collect();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, Sample};
+
+    fn store() -> MemStore {
+        let series = (0..10)
+            .map(|i| SeriesData {
+                labels: Labels::new(vec![
+                    Label::new("__name__", "m"),
+                    Label::new("i", i.to_string()),
+                ])
+                .unwrap_or_default(),
+                samples: (0..100).map(|t| Sample::new(t * 1000, t as f64)).collect(),
+            })
+            .collect();
+        MemStore::new(series)
+    }
+
+    fn run<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_samples_is_refused() {
+        let opts = QueryOptions {
+            max_samples: 10,
+            ..QueryOptions::default()
+        };
+        let r = run(instant_query(
+            &store(),
+            "sum_over_time(m[10s])",
+            50_000,
+            &opts,
+        ));
+        assert_eq!(r, Err(QueryError::TooManySamples));
+        let r = run(instant_query(&store(), "m", 50_000, &opts));
+        assert!(matches!(r, Ok(QueryValue::Vector(v)) if v.len() == 10));
+    }
+
+    #[test]
+    fn timeout_is_reported() {
+        let opts = QueryOptions {
+            timeout: Duration::ZERO,
+            ..QueryOptions::default()
+        };
+        let r = run(instant_query(&store(), "m", 50_000, &opts));
+        assert_eq!(
+            r,
+            Err(QueryError::Timeout(
+                "query timed out in expression evaluation".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn range_query_shapes() {
+        let opts = QueryOptions::default();
+        let r = run(range_query(&store(), "1", 0, 2000, 1000, &opts));
+        let Ok(QueryValue::Matrix(m)) = r else {
+            panic!("unexpected {r:?}");
+        };
+        assert_eq!(m.len(), 1);
+        assert!(m[0].labels.is_empty());
+        assert_eq!(m[0].points.len(), 3);
+        let r = run(range_query(&store(), "m[1m]", 0, 2000, 1000, &opts));
+        assert!(matches!(r, Err(QueryError::BadData(_))));
+        let r = run(range_query(&store(), "m", 0, 2000, 0, &opts));
+        assert!(matches!(r, Err(QueryError::BadData(_))));
+        let r = run(instant_query(&store(), "sum(", 0, &opts));
+        assert!(matches!(r, Err(QueryError::BadData(_))));
+        let r = run(instant_query(&store(), "\"hi\"", 5, &opts));
+        assert_eq!(
+            r,
+            Ok(QueryValue::String {
+                timestamp_ms: 5,
+                value: "hi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_queries_do_not_panic() {
+        let opts = QueryOptions {
+            timeout: Duration::from_millis(200),
+            ..QueryOptions::default()
+        };
+        for q in [
+            "m @ 9223372036854775",
+            "m offset 100000000y",
+            "count_over_time(m[1000y:1ms])",
+            "m[5m:1ms] offset -1000y",
+            "topk(9e18, m)",
+            "day_of_week(vector(1e300))",
+            "year(vector(NaN))",
+            "histogram_quantile(0.5, label_replace(m, \"le\", \"$1\", \"i\", \"(.*)\"))",
+            "label_replace(m, \"a\", \"$99\", \"i\", \"(.*)\")",
+            "-(-m) ^ m % 0",
+            "quantile(NaN, m)",
+            "absent_over_time(nonexistent[1ms])",
+        ] {
+            let _ = run(instant_query(&store(), q, i64::MAX / 2, &opts));
+            let _ = run(instant_query(&store(), q, i64::MIN / 2, &opts));
+            let _ = run(range_query(&store(), q, -5000, 5000, 1000, &opts));
+        }
+    }
+}
