@@ -12,9 +12,10 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, Signal};
 use tsdb_engine::limits::SHARD_INBOX_CAPACITY;
 use tsdb_engine::mesh::{Mesh, ShardRequest};
+use tsdb_engine::promql::QueryOptions;
 use tsdb_engine::shard::{Shard, ShardConfig, Shared, prepare_data_dir};
 use tsdb_engine::wal::SyncMode;
-use tsdb_net::server::{Ctx, serve};
+use tsdb_net::server::{Ctx, ServerInfo, serve};
 use tsdb_net::wire::IngestLimits;
 
 use crate::config::{Config, IoDriver, WalSync, format_duration};
@@ -108,6 +109,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
     let mesh = Mesh::new(senders);
     let ready = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared::default());
+    let info = Arc::new(server_info(&cfg));
     let cpus = online_cpus();
     let mut threads = Vec::with_capacity(cfg.shards);
     for (i, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
@@ -120,6 +122,8 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
             max_body_bytes: usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
             read_timeout: cfg.read_timeout,
             write_timeout: cfg.write_timeout,
+            query: QueryOptions::default(),
+            info: info.clone(),
         };
         let shared = shared.clone();
         let ready = ready.clone();
@@ -377,5 +381,29 @@ fn ingest_limits(cfg: &Config) -> IngestLimits {
         label_value_bytes_max: cfg.max_label_value_bytes,
         decoded_body_bytes_max: usize::try_from(cfg.max_body_bytes.saturating_mul(8))
             .unwrap_or(usize::MAX),
+    }
+}
+
+/// What `/api/v1/status/*` report: start time, working directory, and every option's
+/// effective value by flag name (`flags`) and by YAML key (`config`).
+fn server_info(cfg: &Config) -> ServerInfo {
+    let settings = cfg.effective_values();
+    ServerInfo {
+        start_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        storage_retention: format_duration(cfg.retention),
+        flags: settings
+            .iter()
+            .map(|(flag, _, v)| ((*flag).to_string(), v.clone()))
+            .collect(),
+        config: settings
+            .iter()
+            .filter(|(_, key, _)| !key.is_empty())
+            .map(|(_, key, v)| ((*key).to_string(), v.clone()))
+            .collect(),
     }
 }

@@ -4,7 +4,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use tsdb_engine::Error as EngineError;
+use tsdb_engine::promql::QueryError;
 
+use crate::render;
 use crate::wire::WireError;
 
 pub type Body = Full<Bytes>;
@@ -18,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     /// The configured limit that was hit, if one was (for `tsdb_limit_hits_total`).
     pub limit: Option<&'static str>,
+    /// Answer with the bare message as plain text, as Go's `http.Error` does on
+    /// Prometheus' protobuf endpoints (remote read), instead of the JSON error shape.
+    pub plain_text: bool,
 }
 
 impl ApiError {
@@ -27,6 +32,15 @@ impl ApiError {
             kind,
             message: message.into(),
             limit: None,
+            plain_text: false,
+        }
+    }
+
+    /// The same error, answered as plain text.
+    pub fn plain_text(self) -> Self {
+        ApiError {
+            plain_text: true,
+            ..self
         }
     }
 
@@ -81,6 +95,34 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<QueryError> for ApiError {
+    /// The one place query errors become HTTP statuses, as Prometheus 2.42's
+    /// `returnAPIError` and `respondError` do: `bad_data` 400, `execution` 422,
+    /// `timeout` and `canceled` 503, storage errors `internal` 500.
+    fn from(e: QueryError) -> Self {
+        let message = e.to_string();
+        match e {
+            QueryError::BadData(_) => ApiError::bad_data(message),
+            QueryError::Execution(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)
+            }
+            QueryError::TooManySamples => ApiError {
+                limit: Some("query_samples"),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)
+            },
+            QueryError::Timeout(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+            }
+            QueryError::Canceled(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "canceled", message)
+            }
+            QueryError::Storage(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}
+
 fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
@@ -92,12 +134,19 @@ fn with_body(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> 
 
 /// `{"status":"error","errorType":…,"error":…}` with the error's status.
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let body = serde_json::json!({
-        "status": "error",
-        "errorType": e.kind,
-        "error": e.message,
-    });
-    let mut resp = with_body(e.status, "application/json", body.to_string());
+    let mut resp = if e.plain_text {
+        with_body(
+            e.status,
+            "text/plain; charset=utf-8",
+            format!("{}\n", e.message),
+        )
+    } else {
+        with_body(
+            e.status,
+            "application/json",
+            render::error_body(e.kind, &e.message),
+        )
+    };
     // The body of a request refused for its size or slowness was not read to its end,
     // so the connection cannot carry another request: say so, so clients don't reuse it.
     if matches!(
@@ -112,10 +161,19 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     resp
 }
 
-/// `{"status":"success","data":…}`.
+/// `{"status":"success","data":…}`, in Prometheus' bytes.
 pub fn success(data: serde_json::Value) -> Response<Body> {
-    let body = serde_json::json!({ "status": "success", "data": data });
-    with_body(StatusCode::OK, "application/json", body.to_string())
+    success_json(&render::json_value(&data), &[])
+}
+
+/// `{"status":"success","data":…,"warnings":[…]}` around `data_json`, which is
+/// already JSON; `warnings` is left out when empty, as Prometheus does.
+pub fn success_json(data_json: &str, warnings: &[String]) -> Response<Body> {
+    with_body(
+        StatusCode::OK,
+        "application/json",
+        render::success_body(data_json, warnings),
+    )
 }
 
 pub fn no_content() -> Response<Body> {

@@ -1,11 +1,13 @@
 //! tsdb-net: the HTTP side of tsdb. One hyper server per core, the routes, and the
-//! wire formats (remote_write, Influx line protocol, JSON lines, text exposition).
+//! wire formats (remote_write, remote read, Influx line protocol, JSON lines, text
+//! exposition), and Prometheus' JSON rendering.
 //!
 //! **Architecture Invariant:** net never opens a file; everything on disk goes through
 //! `tsdb-engine`.
 
 pub mod http;
 pub mod params;
+pub mod render;
 pub mod routes;
 pub mod server;
 pub mod wire;

@@ -67,12 +67,116 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     parse_rfc3339(s).ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
 }
 
-/// Parses an optional time parameter, with a default.
+/// Parses an optional time parameter, with a default; the error reads as Prometheus'
+/// `parseTimeParam` wrapped by `invalidParamError`.
 pub fn time_param(params: &Params, key: &str, default: i64) -> Result<i64, String> {
     match params.get(key) {
         None => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| format!("invalid parameter \"{key}\": {e}")),
+        Some(s) => parse_time(s).map_err(|e| {
+            format!("invalid parameter \"{key}\": Invalid time value for '{key}': {e}")
+        }),
     }
+}
+
+/// Parses a required time parameter as `query_range` does (`start`, `end`): a missing
+/// one is an unparsable empty string.
+pub fn required_time_param(params: &Params, key: &str) -> Result<i64, String> {
+    parse_time(params.get(key).unwrap_or_default())
+        .map_err(|e| format!("invalid parameter \"{key}\": {e}"))
+}
+
+/// Nanoseconds in a second, for Prometheus' durations (Go's `time.Duration`).
+const NANOS_PER_SECOND: f64 = 1e9;
+
+/// Parses a duration as Prometheus' API does: float seconds (`15`, `0.5`, `-1`), else
+/// a Prometheus duration (`1m30s`, `1d`, `0`). Nanoseconds, since Go's
+/// `time.Duration` is, and the step checks compare in it.
+pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        let ns = secs * NANOS_PER_SECOND;
+        if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
+        }
+        // Go converts NaN to i64::MIN on amd64; both are then refused as "not
+        // positive" by the callers that need a positive duration.
+        return Ok(if ns.is_nan() { i64::MIN } else { ns as i64 });
+    }
+    parse_prometheus_duration_ms(s)
+        .and_then(|ms| ms.checked_mul(1_000_000))
+        .ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
+}
+
+/// `model.ParseDuration` of prometheus/common: `0`, or units `y w d h m s ms` in that
+/// order, each at most once, with integer counts. Milliseconds; `None` if invalid or
+/// out of range.
+pub fn parse_prometheus_duration_ms(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    const UNITS: [(&str, i64); 7] = [
+        ("y", 365 * 24 * 3_600_000),
+        ("w", 7 * 24 * 3_600_000),
+        ("d", 24 * 3_600_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = s;
+    let mut next_unit = 0;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let (num, tail) = rest.split_at(digits);
+        let n: i64 = num.parse().ok()?;
+        // "ms" must be tried before "m"; the order check below keeps "5m5m" out.
+        let (unit_idx, unit_len) = if tail.starts_with("ms") {
+            (6, 2)
+        } else {
+            let i = UNITS
+                .iter()
+                .take(6)
+                .position(|(u, _)| tail.starts_with(u))?;
+            (i, 1)
+        };
+        if unit_idx < next_unit {
+            return None;
+        }
+        let (_, mult) = UNITS.get(unit_idx)?;
+        total = total.checked_add(n.checked_mul(*mult)?)?;
+        next_unit = unit_idx + 1;
+        rest = tail.get(unit_len..)?;
+    }
+    Some(total)
+}
+
+/// Parses `limit` as later Prometheus versions do (2.42 has none for these routes):
+/// empty or absent is 0, no limit; negative is refused.
+pub fn limit_param(params: &Params) -> Result<usize, String> {
+    let Some(s) = params.get("limit") else {
+        return Ok(0);
+    };
+    let n: i64 = s.parse().map_err(|e: std::num::ParseIntError| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        format!("invalid parameter \"limit\": strconv.Atoi: parsing {s:?}: {why}")
+    })?;
+    if n < 0 {
+        return Err("invalid parameter \"limit\": limit must be non-negative".into());
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to unix milliseconds.
@@ -210,6 +314,65 @@ mod tests {
         );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("NaN").is_err());
+    }
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        const S: i64 = 1_000_000_000;
+        assert_eq!(parse_duration_ns("15"), Ok(15 * S));
+        assert_eq!(parse_duration_ns("0.5"), Ok(S / 2));
+        assert_eq!(parse_duration_ns("-1"), Ok(-S));
+        assert_eq!(parse_duration_ns("15s"), Ok(15 * S));
+        assert_eq!(parse_duration_ns("1m30s"), Ok(90 * S));
+        assert_eq!(parse_duration_ns("1h"), Ok(3600 * S));
+        assert_eq!(parse_duration_ns("2d"), Ok(2 * 86_400 * S));
+        assert_eq!(parse_duration_ns("1w"), Ok(7 * 86_400 * S));
+        assert_eq!(parse_duration_ns("1y"), Ok(365 * 86_400 * S));
+        assert_eq!(parse_duration_ns("100ms"), Ok(S / 10));
+        assert_eq!(parse_duration_ns("1m5ms"), Ok(60 * S + 5_000_000));
+        assert_eq!(parse_duration_ns("0"), Ok(0));
+        for bad in ["", "s", "1.5s", "5m1h", "1s1s", "-1s", "1 s", "1x", "1mss"] {
+            assert_eq!(
+                parse_duration_ns(bad),
+                Err(format!("cannot parse {bad:?} to a valid duration")),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            parse_duration_ns("1e300")
+                .unwrap_err()
+                .ends_with("It overflows int64")
+        );
+        assert!(parse_duration_ns("999999999999y").is_err());
+    }
+
+    #[test]
+    fn limits_parse_like_later_prometheus() {
+        let p = |q: &str| Params::parse(Some(q), None);
+        assert_eq!(limit_param(&p("")), Ok(0));
+        assert_eq!(limit_param(&p("limit=")), Ok(0));
+        assert_eq!(limit_param(&p("limit=5")), Ok(5));
+        assert_eq!(
+            limit_param(&p("limit=x")),
+            Err(r#"invalid parameter "limit": strconv.Atoi: parsing "x": invalid syntax"#.into())
+        );
+        assert_eq!(
+            limit_param(&p("limit=-1")),
+            Err(r#"invalid parameter "limit": limit must be non-negative"#.into())
+        );
+    }
+
+    #[test]
+    fn time_params_explain_like_prometheus() {
+        let p = Params::parse(Some("start=x"), None);
+        assert_eq!(
+            time_param(&p, "start", 0),
+            Err(r#"invalid parameter "start": Invalid time value for 'start': cannot parse "x" to a valid timestamp"#.into())
+        );
+        assert_eq!(
+            required_time_param(&p, "end"),
+            Err(r#"invalid parameter "end": cannot parse "" to a valid timestamp"#.into())
+        );
     }
 
     #[test]

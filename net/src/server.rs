@@ -11,6 +11,7 @@ use hyper::{Request, Response};
 use monoio::io::IntoPollIo;
 use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 use tsdb_engine::mesh::Mesh;
+use tsdb_engine::promql::QueryOptions;
 
 use crate::http::{Body, error_response};
 use crate::routes;
@@ -27,6 +28,29 @@ pub struct Ctx {
     pub max_body_bytes: usize,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    /// Bounds of every PromQL query; a request's `timeout` can only shorten it.
+    /// `max_samples` also bounds the samples of one remote read.
+    pub query: QueryOptions,
+    /// What the status routes report; the same for every core.
+    pub info: Arc<ServerInfo>,
+}
+
+/// Facts about this server process for `/api/v1/status/*`, fixed at start.
+#[derive(Debug, Default)]
+pub struct ServerInfo {
+    /// When the server started, unix milliseconds (also its `lastConfigTime`: the
+    /// configuration is read once, at start).
+    pub start_time_ms: i64,
+    /// The working directory at start.
+    pub cwd: String,
+    /// Retention as Prometheus words it, e.g. `30d`.
+    pub storage_retention: String,
+    /// Every option of `tsdb start` by flag name (no dashes) and its effective value,
+    /// whether it came from a flag, the environment, the file or the default.
+    pub flags: Vec<(String, String)>,
+    /// The same values by YAML key (`storage.retention`), for `/api/v1/status/config`;
+    /// options that have no YAML key (`config`) are left out.
+    pub config: Vec<(String, String)>,
 }
 
 impl Ctx {

@@ -18,7 +18,7 @@ mod yaml;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -673,6 +673,53 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
             .value(&MAX_LABEL_VALUE_LENGTH, |r| count_range(r, 1, usize::MAX))?,
         config_file,
     })
+}
+
+impl Config {
+    /// Every option's effective value as `(flag, YAML key, value)`, in the order of
+    /// [`OPTIONS`], for `/api/v1/status/flags` and `/api/v1/status/config`.
+    pub fn effective_values(&self) -> Vec<(&'static str, &'static str, String)> {
+        OPTIONS
+            .iter()
+            .map(|o| (o.flag, o.yaml, self.value_of(o.flag).unwrap_or_default()))
+            .collect()
+    }
+
+    /// The effective value of the option named by `flag`; `None` for a name that is
+    /// not an option (a test checks every option has a value).
+    fn value_of(&self, flag: &str) -> Option<String> {
+        let path = |p: &Path| p.display().to_string();
+        Some(match flag {
+            "config" => self.config_file.as_deref().map(path).unwrap_or_default(),
+            "listen" => self.listen.clone(),
+            "io-driver" => self.io_driver.to_string(),
+            "read-timeout" => format_duration(self.read_timeout),
+            "write-timeout" => format_duration(self.write_timeout),
+            "shards" => self.shards.to_string(),
+            "data-dir" => path(&self.data_dir),
+            "retention" => format_duration(self.retention),
+            "memtable-size" => self.memtable_size_bytes.to_string(),
+            "wal-enabled" => self.wal_enabled.to_string(),
+            "wal-dir" => path(&self.wal_dir),
+            "wal-segment-size" => self.wal_segment_size_bytes.to_string(),
+            "wal-sync" => self.wal_sync.to_string(),
+            "wal-sync-interval" => format_duration(self.wal_sync_interval),
+            "compaction-enabled" => self.compaction_enabled.to_string(),
+            "compaction-interval" => format_duration(self.compaction_interval),
+            "compaction-concurrency" => self.compaction_concurrency.to_string(),
+            "log-level" => self.log_level.to_string(),
+            "log-format" => self.log_format.to_string(),
+            "log-output" => self.log_output.to_string(),
+            "metrics-enabled" => self.metrics_enabled.to_string(),
+            "metrics-path" => self.metrics_path.clone(),
+            "max-body-size" => self.max_body_bytes.to_string(),
+            "max-series-per-request" => self.max_series_per_request.to_string(),
+            "max-labels-per-series" => self.max_labels_per_series.to_string(),
+            "max-label-name-length" => self.max_label_name_bytes.to_string(),
+            "max-label-value-length" => self.max_label_value_bytes.to_string(),
+            _ => return None,
+        })
+    }
 }
 
 fn default_shards() -> usize {

@@ -731,3 +731,18 @@ fn names_print_lowercase() {
     assert_eq!(LogFormat::Text.to_string(), "text");
     assert_eq!(LogOutput::Stderr.to_string(), "stderr");
 }
+
+#[test]
+fn every_option_has_an_effective_value() {
+    let c = all_set();
+    for o in OPTIONS {
+        assert!(
+            c.value_of(o.flag).is_some(),
+            "--{} has no effective value",
+            o.flag
+        );
+    }
+    let values = c.effective_values();
+    assert_eq!(values.len(), OPTIONS.len());
+    assert!(values.contains(&("retention", "storage.retention", "2w".to_string())));
+}

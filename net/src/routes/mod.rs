@@ -7,6 +7,9 @@ mod health;
 mod import;
 mod influx;
 mod meta;
+mod query;
+mod read;
+mod status;
 mod write;
 
 use bytes::Bytes;
@@ -36,11 +39,20 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/api/v1/import" if method == Method::POST => import::json_lines(ctx, req).await,
         "/api/v1/import/prometheus" if method == Method::POST => import::exposition(ctx, req).await,
         "/api/v1/export" if get_or_post => export::export(ctx, req).await,
+        "/api/v1/query" if get_or_post => query::instant(ctx, req).await,
+        "/api/v1/query_range" if get_or_post => query::range(ctx, req).await,
+        "/api/v1/format_query" if get_or_post => query::format(ctx, req).await,
+        "/api/v1/query_exemplars" if get_or_post => query::exemplars(ctx, req).await,
+        "/api/v1/read" if method == Method::POST => read::remote_read(ctx, req).await,
         "/api/v1/series" if get_or_post => meta::series(ctx, req).await,
         "/api/v1/labels" if get_or_post => meta::labels(ctx, req).await,
-        p if p.starts_with("/api/v1/label/") && p.ends_with("/values") && method == Method::GET => {
-            meta::label_values(ctx, req).await
-        }
+        // GET only: Prometheus (2.42 and since) registers no POST for it.
+        p if is_label_values(p) && method == Method::GET => meta::label_values(ctx, req).await,
+        "/api/v1/metadata" if method == Method::GET => meta::metadata(ctx, req).await,
+        "/api/v1/status/buildinfo" if method == Method::GET => status::buildinfo(),
+        "/api/v1/status/runtimeinfo" if method == Method::GET => status::runtimeinfo(ctx),
+        "/api/v1/status/flags" if method == Method::GET => status::flags(ctx),
+        "/api/v1/status/config" if method == Method::GET => status::config(ctx),
         "/api/v1/admin/flush" if method == Method::POST => admin::flush(ctx).await,
         "/api/v1/admin/compact" if method == Method::POST => admin::compact(ctx).await,
         "/api/v1/write"
@@ -51,14 +63,33 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         | "/api/v1/export"
         | "/api/v1/series"
         | "/api/v1/labels"
+        | "/api/v1/query"
+        | "/api/v1/query_range"
+        | "/api/v1/format_query"
+        | "/api/v1/query_exemplars"
+        | "/api/v1/read"
+        | "/api/v1/metadata"
+        | "/api/v1/status/buildinfo"
+        | "/api/v1/status/runtimeinfo"
+        | "/api/v1/status/flags"
+        | "/api/v1/status/config"
         | "/api/v1/admin/flush"
-        | "/api/v1/admin/compact" => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "bad_data",
-            format!("method {method} is not allowed on {path}"),
-        )),
+        | "/api/v1/admin/compact" => Err(method_not_allowed(&method, &path)),
+        p if is_label_values(p) => Err(method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
+}
+
+fn is_label_values(path: &str) -> bool {
+    path.starts_with("/api/v1/label/") && path.ends_with("/values")
+}
+
+fn method_not_allowed(method: &Method, path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "bad_data",
+        format!("method {method} is not allowed on {path}"),
+    )
 }
 
 /// Bytes of an oversized body read and thrown away before answering 413, so a client

@@ -1,0 +1,157 @@
+//! `/api/v1/status/buildinfo`, `runtimeinfo`, `flags` and `config`: Prometheus' field
+//! names and order, with tsdb's own values where it has them.
+//!
+//! Go-specific fields keep their names so clients that read them (Grafana's settings
+//! page, promtool) find them, and get the closest honest value: the shard count for
+//! `GOMAXPROCS` and `goroutineCount` (one pinned executor per shard), empty `GOGC`.
+
+use hyper::Response;
+
+use crate::http::{ApiError, Body, success_json};
+use crate::render::{self, object, rfc3339_ms, string};
+use crate::server::Ctx;
+
+/// Build facts a release build can stamp through the environment of `cargo build`;
+/// "unknown" otherwise, as Prometheus' own unstamped builds leave them empty.
+const REVISION: &str = match option_env!("TSDB_BUILD_REVISION") {
+    Some(v) => v,
+    None => "unknown",
+};
+const BRANCH: &str = match option_env!("TSDB_BUILD_BRANCH") {
+    Some(v) => v,
+    None => "unknown",
+};
+const BUILD_USER: &str = match option_env!("TSDB_BUILD_USER") {
+    Some(v) => v,
+    None => "unknown",
+};
+const BUILD_DATE: &str = match option_env!("TSDB_BUILD_DATE") {
+    Some(v) => v,
+    None => "unknown",
+};
+/// `goVersion` names the toolchain; ours is Rust, at least the crate's MSRV.
+const TOOLCHAIN: &str = concat!("rust ", env!("CARGO_PKG_RUST_VERSION"));
+
+pub fn buildinfo() -> Result<Response<Body>, ApiError> {
+    let data = object(&[
+        ("version", string(env!("CARGO_PKG_VERSION"))),
+        ("revision", string(REVISION)),
+        ("branch", string(BRANCH)),
+        ("buildUser", string(BUILD_USER)),
+        ("buildDate", string(BUILD_DATE)),
+        ("goVersion", string(TOOLCHAIN)),
+    ]);
+    Ok(success_json(&data, &[]))
+}
+
+pub fn runtimeinfo(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let info = &ctx.info;
+    let shards = ctx.mesh.shards().to_string();
+    let started = string(&rfc3339_ms(info.start_time_ms));
+    let data = object(&[
+        ("startTime", started.clone()),
+        ("CWD", string(&info.cwd)),
+        ("reloadConfigSuccess", "true".into()),
+        ("lastConfigTime", started),
+        ("corruptionCount", "0".into()),
+        ("goroutineCount", shards.clone()),
+        ("GOMAXPROCS", shards),
+        ("GOGC", string("")),
+        ("GODEBUG", string("")),
+        ("storageRetention", string(&info.storage_retention)),
+    ]);
+    Ok(success_json(&data, &[]))
+}
+
+/// Every option and its effective value, as strings; keys sorted, as Go writes a map.
+pub fn flags(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let map: serde_json::Map<String, serde_json::Value> = ctx
+        .info
+        .flags
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    Ok(success_json(
+        &render::json_value(&serde_json::Value::Object(map)),
+        &[],
+    ))
+}
+
+/// `{"yaml": …}`: the effective configuration as a YAML file that `--config` reads.
+pub fn config(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let data = object(&[("yaml", string(&config_yaml(&ctx.info.config)))]);
+    Ok(success_json(&data, &[]))
+}
+
+/// Renders `section.key` → value pairs as YAML, one mapping per section in the order
+/// sections first appear. Values that YAML would read as something else are quoted.
+pub fn config_yaml(settings: &[(String, String)]) -> String {
+    let mut sections: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for (key, value) in settings {
+        let (section, name) = key.split_once('.').unwrap_or(("", key.as_str()));
+        match sections.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, entries)) => entries.push((name, value)),
+            None => sections.push((section, vec![(name, value)])),
+        }
+    }
+    let mut out = String::new();
+    for (section, entries) in sections {
+        let indent = if section.is_empty() {
+            ""
+        } else {
+            out.push_str(section);
+            out.push_str(":\n");
+            "  "
+        };
+        for (name, value) in entries {
+            out.push_str(indent);
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(&yaml_scalar(value));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A plain YAML scalar when it is unambiguous (words, numbers, durations, sizes,
+/// paths), else a double-quoted one (JSON escapes are valid YAML escapes).
+fn yaml_scalar(v: &str) -> String {
+    let plain = v
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '/' || c == '.' || c == '_')
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+    if plain { v.to_string() } else { string(v) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_renders_as_sectioned_yaml() {
+        let settings: Vec<(String, String)> = [
+            ("server.listen", ":8080"),
+            ("server.shards", "4"),
+            ("storage.data_dir", "/var/lib/tsdb"),
+            ("storage.retention", "30d"),
+            ("wal.enabled", "true"),
+            ("server.read_timeout", "30s"),
+            ("logging.output", "a \"b\""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            config_yaml(&settings),
+            "server:\n  listen: \":8080\"\n  shards: 4\n  read_timeout: 30s\n\
+             storage:\n  data_dir: /var/lib/tsdb\n  retention: 30d\n\
+             wal:\n  enabled: true\n\
+             logging:\n  output: \"a \\\"b\\\"\"\n"
+        );
+        assert_eq!(yaml_scalar(""), "\"\"");
+        assert_eq!(yaml_scalar("-x"), "\"-x\"");
+    }
+}
