@@ -221,8 +221,7 @@ impl Mesh {
                 reply,
             })
             .await?;
-        let set: BTreeSet<Labels> = parts.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(sorted_union(parts))
     }
 
     pub async fn label_names(
@@ -239,8 +238,7 @@ impl Mesh {
                 reply,
             })
             .await?;
-        let set: BTreeSet<String> = parts.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(sorted_union(parts))
     }
 
     pub async fn label_values(
@@ -259,8 +257,7 @@ impl Mesh {
                 reply,
             })
             .await?;
-        let set: BTreeSet<String> = parts.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(sorted_union(parts))
     }
 
     pub async fn flush(&self) -> Result<()> {
@@ -293,6 +290,12 @@ impl Mesh {
             .map(|rx| rx.recv().map_err(|_| gone()).and_then(|r| r))
             .collect()
     }
+}
+
+/// The sorted, deduplicated union of every shard's answer.
+fn sorted_union<T: Ord>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let set: BTreeSet<T> = parts.into_iter().flatten().collect();
+    set.into_iter().collect()
 }
 
 /// Merges series from several sources (shards, blocks, head) by label set; samples of
