@@ -122,7 +122,12 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
             max_body_bytes: usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
             read_timeout: cfg.read_timeout,
             write_timeout: cfg.write_timeout,
-            query: QueryOptions::default(),
+            query: QueryOptions {
+                lookback_delta_ms: i64::try_from(cfg.query_lookback_delta.as_millis())
+                    .unwrap_or(i64::MAX),
+                max_samples: cfg.query_max_samples,
+                timeout: cfg.query_timeout,
+            },
             info: info.clone(),
         };
         let shared = shared.clone();

@@ -130,6 +130,16 @@ pub(super) struct StartArgs {
     /// Longest label value, in bytes [default: 16384] [env: TSDB_MAX_LABEL_VALUE_LENGTH] [yaml: limits.max_label_value_length]
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_label_value_length: Option<String>,
+
+    /// Query time limit [default: 2m] [env: TSDB_QUERY_TIMEOUT] [yaml: query.timeout]
+    #[arg(long, value_name = "DURATION", help_heading = "Query")]
+    pub query_timeout: Option<String>,
+    /// Samples one query may hold [default: 50000000] [env: TSDB_QUERY_MAX_SAMPLES] [yaml: query.max_samples]
+    #[arg(long, value_name = "N", help_heading = "Query")]
+    pub query_max_samples: Option<String>,
+    /// Instant selector lookback [default: 5m] [env: TSDB_QUERY_LOOKBACK_DELTA] [yaml: query.lookback_delta]
+    #[arg(long, value_name = "DURATION", help_heading = "Query")]
+    pub query_lookback_delta: Option<String>,
 }
 
 #[cfg(test)]
@@ -153,10 +163,14 @@ mod tests {
     fn help_lists_every_option_with_default_env_and_key() {
         let help = start_help();
         for opt in super::super::OPTIONS {
-            let line = help
-                .lines()
-                .find(|line| line.trim_start().starts_with(&format!("--{} ", opt.flag)))
+            // clap puts the description on the next line when the line would be too
+            // wide, so an option's entry is its line and the one after it.
+            let lines: Vec<&str> = help.lines().collect();
+            let at = lines
+                .iter()
+                .position(|line| line.trim_start().starts_with(&format!("--{} ", opt.flag)))
                 .unwrap_or_else(|| panic!("--{} missing from help:\n{help}", opt.flag));
+            let line = lines[at..lines.len().min(at + 2)].join(" ");
             assert!(line.contains(&format!("[env: {}]", opt.env)), "{line}");
             if let Some(default) = opt.default {
                 assert!(line.contains(&format!("[default: {default}]")), "{line}");

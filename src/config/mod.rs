@@ -70,6 +70,12 @@ pub struct Config {
     pub max_labels_per_series: usize,
     pub max_label_name_bytes: usize,
     pub max_label_value_bytes: usize,
+    /// Prometheus' `--query.timeout`.
+    pub query_timeout: Duration,
+    /// Prometheus' `--query.max-samples`.
+    pub query_max_samples: usize,
+    /// Prometheus' `--query.lookback-delta`.
+    pub query_lookback_delta: Duration,
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -430,9 +436,30 @@ const MAX_LABEL_VALUE_LENGTH: Opt = opt!(
     limits.max_label_value_length,
     Some("16384")
 );
+const QUERY_TIMEOUT: Opt = opt!(
+    "query-timeout",
+    query_timeout,
+    "TSDB_QUERY_TIMEOUT",
+    query.timeout,
+    Some("2m")
+);
+const QUERY_MAX_SAMPLES: Opt = opt!(
+    "query-max-samples",
+    query_max_samples,
+    "TSDB_QUERY_MAX_SAMPLES",
+    query.max_samples,
+    Some("50000000")
+);
+const QUERY_LOOKBACK_DELTA: Opt = opt!(
+    "query-lookback-delta",
+    query_lookback_delta,
+    "TSDB_QUERY_LOOKBACK_DELTA",
+    query.lookback_delta,
+    Some("5m")
+);
 
 /// Every option, so every known `TSDB_*` variable.
-pub(crate) const OPTIONS: [&Opt; 27] = [
+pub(crate) const OPTIONS: [&Opt; 30] = [
     &CONFIG,
     &LISTEN,
     &IO_DRIVER,
@@ -460,6 +487,9 @@ pub(crate) const OPTIONS: [&Opt; 27] = [
     &MAX_LABELS_PER_SERIES,
     &MAX_LABEL_NAME_LENGTH,
     &MAX_LABEL_VALUE_LENGTH,
+    &QUERY_TIMEOUT,
+    &QUERY_MAX_SAMPLES,
+    &QUERY_LOOKBACK_DELTA,
 ];
 
 /// Shards beyond this would be idle threads on any machine we run on, and each costs a
@@ -671,6 +701,11 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
             .value(&MAX_LABEL_NAME_LENGTH, |r| count_range(r, 1, usize::MAX))?,
         max_label_value_bytes: layers
             .value(&MAX_LABEL_VALUE_LENGTH, |r| count_range(r, 1, usize::MAX))?,
+        query_timeout: layers.value(&QUERY_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
+        query_max_samples: layers.value(&QUERY_MAX_SAMPLES, |r| count_range(r, 1, usize::MAX))?,
+        query_lookback_delta: layers.value(&QUERY_LOOKBACK_DELTA, |r| {
+            duration_min(r, NONZERO_DURATION_MIN)
+        })?,
         config_file,
     })
 }
@@ -717,6 +752,9 @@ impl Config {
             "max-labels-per-series" => self.max_labels_per_series.to_string(),
             "max-label-name-length" => self.max_label_name_bytes.to_string(),
             "max-label-value-length" => self.max_label_value_bytes.to_string(),
+            "query-timeout" => format_duration(self.query_timeout),
+            "query-max-samples" => self.query_max_samples.to_string(),
+            "query-lookback-delta" => format_duration(self.query_lookback_delta),
             _ => return None,
         })
     }

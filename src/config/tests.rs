@@ -114,6 +114,9 @@ const ALL_FLAGS: &[&str] = &[
     "--max-label-name-length=7",
     "--max-label-value-length=8",
     "--io-driver=epoll",
+    "--query-timeout=30s",
+    "--query-max-samples=1000",
+    "--query-lookback-delta=1m",
 ];
 
 const ALL_YAML: &str = "
@@ -150,6 +153,10 @@ limits:
   max_labels_per_series: 6
   max_label_name_length: 7
   max_label_value_length: 8
+query:
+  timeout: 30s
+  max_samples: 1000
+  lookback_delta: 1m
 ";
 
 fn all_set() -> Config {
@@ -181,6 +188,9 @@ fn all_set() -> Config {
         max_labels_per_series: 6,
         max_label_name_bytes: 7,
         max_label_value_bytes: 8,
+        query_timeout: Duration::from_secs(30),
+        query_max_samples: 1000,
+        query_lookback_delta: Duration::from_secs(60),
         config_file: None,
     }
 }

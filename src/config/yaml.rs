@@ -42,6 +42,7 @@ struct TopLevel {
     logging: Option<Value>,
     metrics: Option<Value>,
     limits: Option<Value>,
+    query: Option<Value>,
 }
 
 /// Every section of the file; an absent section is all `None`.
@@ -54,6 +55,7 @@ pub(super) struct Sections {
     pub logging: LoggingSection,
     pub metrics: MetricsSection,
     pub limits: LimitsSection,
+    pub query: QuerySection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +119,14 @@ pub(super) struct LimitsSection {
     pub max_label_value_length: Option<Value>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct QuerySection {
+    pub timeout: Option<Value>,
+    pub max_samples: Option<Value>,
+    pub lookback_delta: Option<Value>,
+}
+
 /// Reads and decodes the file at `path`.
 pub(super) fn load(path: &Path) -> Result<File, ConfigError> {
     let file_error = |reason: String| ConfigError::File {
@@ -175,6 +185,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Sections, ConfigError> {
         logging: section(path, "logging", top.logging)?,
         metrics: section(path, "metrics", top.metrics)?,
         limits: section(path, "limits", top.limits)?,
+        query: section(path, "query", top.query)?,
     })
 }
 
