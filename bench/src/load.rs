@@ -249,7 +249,8 @@ impl Report {
     }
 }
 
-fn host_facts() -> HostFacts {
+/// The machine a result was measured on, for the report.
+pub fn host_facts() -> HostFacts {
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     // /proc holds what `uname -r` prints, without spawning a process.
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")

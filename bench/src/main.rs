@@ -5,9 +5,17 @@
 //! was accepted, how fast, and request latencies: human-readable on stderr, and as JSON
 //! with `--json FILE` (`-` for stdout). Exit code 1 if any request failed, 2 if the
 //! run could not be set up.
+//!
+//! `tsdb-bench compare` starts tsdb and Prometheus on the same data, one after the
+//! other, and measures a fixed set of dashboard queries on each: a Markdown table on
+//! stderr (and `--markdown FILE`), JSON with `--json FILE`. Exit code 1 if a sample was
+//! refused or a query failed, 2 if the comparison could not be set up.
 
+mod compare;
 mod r#gen;
 mod load;
+mod peers;
+mod query;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +38,51 @@ struct Cli {
 enum Command {
     /// Send node-exporter-like samples in time order and report throughput and latency.
     Load(LoadArgs),
+    /// Load the same data into tsdb and Prometheus and compare their query latency.
+    Compare(CompareArgs),
+}
+
+/// Where Debian installs Prometheus; used when `--prometheus-bin` is not given.
+const DEFAULT_PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The tsdb binary to start.
+    #[arg(long)]
+    tsdb_bin: PathBuf,
+    /// The Prometheus binary to start [default: /usr/bin/prometheus when it exists,
+    /// else Prometheus is skipped].
+    #[arg(long)]
+    prometheus_bin: Option<PathBuf>,
+    /// Number of series.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Samples per series; the data ends now.
+    #[arg(long, default_value_t = 720)]
+    points: u64,
+    /// Scrape interval: the distance between a series' samples.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Parallel remote_write connections while loading.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Samples (= series, one sample each) per remote_write request.
+    #[arg(long, default_value_t = 2000)]
+    samples_per_request: usize,
+    /// Timed runs of each query per system, after one warm-up.
+    #[arg(long, default_value_t = 10)]
+    query_runs: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Memory budget for pre-encoded bodies, in MB; above it bodies are encoded live.
+    #[arg(long, default_value_t = 4096)]
+    pre_encode_max_mb: u64,
+    /// Also write the report as JSON to this file (`-`: stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also write the Markdown report to this file (`-`: stdout).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +160,71 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Load(args) => load_command(args),
+        Command::Compare(args) => compare_command(args),
+    }
+}
+
+/// Writes `text` to `path`, or to stdout for `-`.
+fn write_output(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let written = if path.as_os_str() == "-" {
+        write!(std::io::stdout().lock(), "{text}")
+    } else {
+        std::fs::write(path, text)
+    };
+    written.map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+fn compare_command(a: CompareArgs) -> ExitCode {
+    let prometheus_bin = a.prometheus_bin.or_else(|| {
+        let default = PathBuf::from(DEFAULT_PROMETHEUS_BIN);
+        if default.is_file() {
+            Some(default)
+        } else {
+            eprintln!("tsdb-bench: {DEFAULT_PROMETHEUS_BIN} not found: measuring tsdb alone");
+            None
+        }
+    });
+    let cfg = compare::CompareConfig {
+        tsdb_bin: a.tsdb_bin,
+        prometheus_bin,
+        series: a.series,
+        points: a.points,
+        interval_ms: a.interval.as_millis().min(i64::MAX as u128) as i64,
+        connections: a.connections,
+        samples_per_request: a.samples_per_request,
+        query_runs: a.query_runs,
+        seed: a.seed,
+        pre_encode_max_bytes: a.pre_encode_max_mb.saturating_mul(1 << 20),
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    let report = match compare::run(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tsdb-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let markdown = report.markdown();
+    eprint!("\n{markdown}");
+    let json = match serde_json::to_string_pretty(&report) {
+        Ok(j) => j + "\n",
+        Err(e) => {
+            eprintln!("tsdb-bench: encoding the JSON report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for (path, text) in [(&a.markdown, &markdown), (&a.json, &json)] {
+        if let Some(path) = path
+            && let Err(e) = write_output(path, text)
+        {
+            eprintln!("tsdb-bench: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if report.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -194,5 +312,15 @@ mod tests {
             Cli::try_parse_from(["tsdb-bench", "load", "--points", "3", "--duration", "5s"])
                 .is_err()
         );
+        // compare needs only the tsdb binary; the rest has the documented defaults.
+        let Command::Compare(c) = Cli::try_parse_from(["tsdb-bench", "compare", "--tsdb-bin", "t"])
+            .unwrap()
+            .command
+        else {
+            panic!("compare did not parse as compare");
+        };
+        assert_eq!((c.series, c.points, c.query_runs), (100_000, 720, 10));
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert!(Cli::try_parse_from(["tsdb-bench", "compare"]).is_err());
     }
 }
