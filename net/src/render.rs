@@ -58,9 +58,9 @@ pub fn format_float_f(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
     }
-    // Rust's `Display` for f64 is the shortest round-trip digits in plain decimal
-    // notation, which is exactly Go's 'f' with precision -1 (both print "-0" too).
-    format!("{v}")
+    // Shortest round-trip digits in plain decimal notation, ties to even as Go
+    // breaks them; one implementation, shared with the evaluator's labels.
+    tsdb_engine::promql::go_format_f(v)
 }
 
 /// `strconv.FormatFloat(v, 'e', -1, 64)`: shortest digits, `d.ddde±dd` with an

@@ -13,6 +13,8 @@ mod functions;
 mod plan;
 mod value;
 
+pub use value::go_format_f;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 

@@ -144,7 +144,7 @@ pub(crate) fn go_quote(v: &str) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`: the shortest decimal that round-trips,
 /// never in exponent form (what `count_values` writes into its label).
-pub(crate) fn go_format_f(v: f64) -> String {
+pub fn go_format_f(v: f64) -> String {
     if v.is_nan() {
         "NaN".to_string()
     } else if v == f64::INFINITY {
@@ -152,8 +152,43 @@ pub(crate) fn go_format_f(v: f64) -> String {
     } else if v == f64::NEG_INFINITY {
         "-Inf".to_string()
     } else {
-        // Rust's Display is also the shortest round-trip decimal without an exponent.
-        format!("{v}")
+        // Rust's Display is the shortest round-trip decimal without an exponent, as
+        // Go's is, except where two shortest decimals are exactly as close to `v`:
+        // Go then takes the one with the even last digit, Rust the upper one.
+        round_half_even(format!("{v}"), v)
+    }
+}
+
+/// Replaces Rust's shortest decimal `shortest` of `v` by the other shortest decimal
+/// when `v` lies exactly halfway between them and the other one ends in an even digit,
+/// as Go's `strconv` chooses (e.g. 1000000000000000.25 → "1000000000000000.2").
+fn round_half_even(shortest: String, v: f64) -> String {
+    let Some((_, frac)) = shortest.split_once('.') else {
+        return shortest;
+    };
+    let digits = frac.len();
+    // A precision this large prints the exact binary value (at most 1074 fraction
+    // digits), so the tail below says whether `v` is exactly on the halfway point.
+    let exact = format!("{:.1100}", v);
+    let Some((int_part, exact_frac)) = exact.split_once('.') else {
+        return shortest;
+    };
+    let (kept, tail) = exact_frac.split_at(digits.min(exact_frac.len()));
+    let mut tail_chars = tail.chars();
+    let is_tie = tail_chars.next() == Some('5') && tail_chars.all(|c| c == '0');
+    let even = kept
+        .chars()
+        .last()
+        .and_then(|c| c.to_digit(10))
+        .is_some_and(|d| d % 2 == 0);
+    if !is_tie || !even {
+        return shortest;
+    }
+    let truncated = format!("{int_part}.{kept}");
+    if truncated.parse::<f64>().ok() == Some(v) && truncated != shortest {
+        truncated
+    } else {
+        shortest
     }
 }
 
@@ -197,6 +232,26 @@ pub(crate) fn go_format_f6(v: f64) -> String {
 /// Whether `name` is a valid label name for Prometheus' `model.LabelName.IsValid`.
 pub(crate) fn is_valid_label_name(name: &str) -> bool {
     crate::model::is_valid_label_name(name)
+}
+
+#[cfg(test)]
+mod go_float_tests {
+    use super::go_format_f;
+
+    #[test]
+    #[expect(
+        clippy::excessive_precision,
+        reason = "the literals are exact binary values on a decimal halfway point, which is the point"
+    )]
+    fn exact_ties_round_to_even_like_go() {
+        assert_eq!(go_format_f(1000000000000000.25), "1000000000000000.2");
+        assert_eq!(go_format_f(-1000000000000000.25), "-1000000000000000.2");
+        assert_eq!(go_format_f(1000000000000000.75), "1000000000000000.8");
+        assert_eq!(go_format_f(0.1), "0.1");
+        assert_eq!(go_format_f(2.5), "2.5");
+        assert_eq!(go_format_f(-0.0), "-0");
+        assert_eq!(go_format_f(1e21), "1000000000000000000000");
+    }
 }
 
 #[cfg(test)]
