@@ -8,22 +8,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, Server, run_to_exit};
+use common::{Server, run_to_exit};
 
 fn bare() -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TSDB_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    common::bare_command()
 }
 
 fn started_line(s: &Server) -> serde_json::Value {

@@ -36,15 +36,11 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-/// A `tsdb start` command with test defaults; TSDB_* variables of the test
-/// environment are removed so only what a test sets applies.
-pub fn command(data_dir: &Path, args: &[&str]) -> Command {
+/// The `tsdb` binary with piped output and no TSDB_* variables of the test
+/// environment, so only what a test sets applies.
+pub fn bare_command() -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.arg("start")
-        .arg("--listen=127.0.0.1:0")
-        .arg(format!("--data-dir={}", data_dir.display()))
-        .args(args)
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
@@ -52,6 +48,16 @@ pub fn command(data_dir: &Path, args: &[&str]) -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd
+}
+
+/// A `tsdb start` command with test defaults: a free loopback port and `data_dir`.
+pub fn command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = bare_command();
+    cmd.arg("start")
+        .arg("--listen=127.0.0.1:0")
+        .arg(format!("--data-dir={}", data_dir.display()))
+        .args(args);
     cmd
 }
 
