@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Server, remote_write_body, urlencode};
+use common::{Label, Server, TimeSeries, remote_write_body, urlencode};
 use prost::Message;
 
 const T0: i64 = 1_700_000_000_000;
@@ -401,30 +401,6 @@ struct ReadResponse {
 struct QueryResult {
     #[prost(message, repeated, tag = "1")]
     timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

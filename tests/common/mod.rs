@@ -299,38 +299,44 @@ fn form_urlencoded_byte_serialize(s: &str) -> String {
     out
 }
 
-/// A snappy-compressed remote_write body.
 /// One series for [`remote_write_body`]: label pairs and (timestamp ms, value) points.
 pub type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
 
+/// Prometheus' `prompb` messages a client sends and reads, written out here so the
+/// black-box tests do not reach into tsdb's own types.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(double, tag = "1")]
+    pub value: f64,
+    #[prost(int64, tag = "2")]
+    pub timestamp: i64,
+}
+
+/// A snappy-compressed remote_write body.
 pub fn remote_write_body(series: &[TestSeries<'_>]) -> Vec<u8> {
     use prost::Message;
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        timeseries: Vec<TimeSeries>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        samples: Vec<Sample>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Label {
-        #[prost(string, tag = "1")]
-        name: String,
-        #[prost(string, tag = "2")]
-        value: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Sample {
-        #[prost(double, tag = "1")]
-        value: f64,
-        #[prost(int64, tag = "2")]
-        timestamp: i64,
-    }
     let req = WriteRequest {
         timeseries: series
             .iter()
