@@ -698,10 +698,40 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, String> {
     })
 }
 
+/// Reads one HTTP/1.1 request from a test server's connection: the request line and
+/// headers up to the blank line, then `Content-Length` bytes of body. `None` when the
+/// client closed the connection. Shared by the fake servers of the tests.
+#[cfg(test)]
+pub(crate) fn read_test_request(
+    reader: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Option<Vec<u8>> {
+    use std::io::{BufRead, Read};
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
@@ -723,26 +753,9 @@ mod tests {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     let mut conn = conn;
                     loop {
-                        let mut len = 0usize;
-                        let mut line = String::new();
-                        // Request line and headers, up to the blank line.
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let l = line.trim_end();
-                            if l.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = l.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                len = v.trim().parse().unwrap();
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        reader.read_exact(&mut body).unwrap();
+                        let Some(body) = read_test_request(&mut reader) else {
+                            return;
+                        };
                         let limits = tsdb_net::wire::IngestLimits::default();
                         let batch = match protocol {
                             Protocol::RemoteWrite => {

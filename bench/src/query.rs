@@ -570,7 +570,7 @@ pub fn measure(agent: &ureq::Agent, base: &str, q: &Query, eval_ms: i64, runs: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -726,25 +726,9 @@ mod tests {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     let mut conn = conn;
                     loop {
-                        let mut len = 0usize;
-                        let mut line = String::new();
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let l = line.trim_end();
-                            if l.is_empty() {
-                                break;
-                            }
-                            if let Some((k, v)) = l.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                len = v.trim().parse().unwrap();
-                            }
-                        }
-                        let mut form = vec![0; len];
-                        reader.read_exact(&mut form).unwrap();
+                        let Some(form) = crate::load::read_test_request(&mut reader) else {
+                            return;
+                        };
                         f.lock().unwrap().push(String::from_utf8(form).unwrap());
                         n.fetch_add(1, Ordering::SeqCst);
                         let head = format!(
