@@ -3,7 +3,8 @@
 //! - `engine` depends on no HTTP, protobuf or compression crate (it knows nothing of
 //!   the network); `net` depends on `engine`, never the reverse; `bench` is not a
 //!   dependency of anything the server uses.
-//! - `net` never opens a file.
+//! - `net` never opens a file; the engine touches files and clocks only through
+//!   `engine/src/storage` (the query evaluator's deadlines aside).
 //! - Every Rust file starts with a `//!` comment; no `#[ignore]`, `#[should_panic]` or
 //!   `dbg!`; `unsafe` only with a `// SAFETY:` comment.
 #![allow(
@@ -99,6 +100,59 @@ fn net_never_opens_a_file() {
         let text = std::fs::read_to_string(&f).unwrap();
         for banned in ["std::fs", "File::open", "File::create", "monoio::fs"] {
             assert!(!text.contains(banned), "{} uses {banned}", f.display());
+        }
+    }
+}
+
+/// The part of an engine source file that is not test code: whole test files
+/// (`tests.rs`, `*_tests.rs`) have none, and a `#[cfg(test)] mod tests {` ends the rest.
+fn non_test_code(path: &Path, text: &str) -> String {
+    let name = path.file_name().unwrap().to_string_lossy();
+    if name == "tests.rs" || name.ends_with("_tests.rs") {
+        return String::new();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .windows(2)
+        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].trim_start().starts_with("mod tests {"))
+        .unwrap_or(lines.len());
+    lines[..end].join("\n")
+}
+
+#[test]
+fn engine_touches_files_only_through_storage() {
+    let storage = root().join("engine/src/storage");
+    let mut files = Vec::new();
+    rust_files(&root().join("engine/src"), &mut files);
+    assert!(files.iter().any(|f| f.starts_with(&storage)));
+    for f in files.iter().filter(|f| !f.starts_with(&storage)) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = non_test_code(f, &text);
+        for banned in [
+            "std::fs",
+            "monoio::fs",
+            "unix::fs",
+            "File::open",
+            "File::create",
+            "OpenOptions",
+            "Ulid::new",
+        ] {
+            assert!(
+                !code.contains(banned),
+                "{} uses {banned} outside test code; go through engine/src/storage",
+                f.display()
+            );
+        }
+        // The query evaluator's deadlines are not storage state; everything else
+        // reads time through `Clock` so a simulation controls it.
+        if !f.starts_with(root().join("engine/src/promql")) {
+            for banned in ["SystemTime::now", "Instant::now"] {
+                assert!(
+                    !code.contains(banned),
+                    "{} reads the clock ({banned}); use storage::Clock",
+                    f.display()
+                );
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::layout;
 use crate::limits::COMPACTION_RANGES_MS;
 use crate::model::Labels;
 use crate::shard::Shard;
+use crate::storage::Storage;
 
 /// Picks the blocks to merge next, as indexes into `metas` (sorted by min time), or
 /// nothing. Overlapping blocks come first (they must be merged to drop duplicates);
@@ -99,15 +100,13 @@ pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
     Ok(out)
 }
 
-impl Shard {
+impl<S: Storage> Shard<S> {
     /// Deletes blocks wholly older than the retention period (by wall clock).
     fn apply_retention(&mut self) -> Result<usize> {
         if self.cfg.retention_ms <= 0 {
             return Ok(0);
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = self.clock.now_ms();
         let cutoff = now_ms.saturating_sub(self.cfg.retention_ms);
         let (expired, keep): (Vec<Block>, Vec<Block>) = std::mem::take(&mut self.blocks)
             .into_iter()
@@ -118,7 +117,7 @@ impl Shard {
             let dir = b.dir().to_path_buf();
             let ulid = b.meta().ulid.clone();
             drop(b);
-            std::fs::remove_dir_all(&dir).map_err(|e| {
+            self.storage.remove_dir_all(&dir).map_err(|e| {
                 crate::Error::io(format!("delete expired block {}", dir.display()), e)
             })?;
             tracing::info!(shard = self.cfg.shard, block = %ulid, "deleted block past retention");
@@ -133,9 +132,9 @@ impl Shard {
             return Ok(false);
         };
         let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
-        let started = std::time::Instant::now();
+        let started = self.clock.monotonic();
         let series = merge(&parents)?;
-        let ulid = ulid::Ulid::new().to_string();
+        let ulid = self.clock.ulid().to_string();
         let level = parents
             .iter()
             .map(|b| b.meta().compaction.level)
@@ -157,8 +156,12 @@ impl Shard {
             parent_ids.clone(),
             series,
         );
-        let path = block::write_block_dir(&layout::blocks_dir(&self.cfg.data_dir), &encoded)?;
-        let merged = Block::open(&path)?;
+        let path = block::write_block_dir_in(
+            &self.storage,
+            &layout::blocks_dir(&self.cfg.data_dir),
+            &encoded,
+        )?;
+        let merged = Block::open_in(&self.storage, &path)?;
         let mut removed = Vec::new();
         let mut keep = Vec::new();
         for (i, b) in std::mem::take(&mut self.blocks).into_iter().enumerate() {
@@ -174,7 +177,7 @@ impl Shard {
         for b in removed {
             let dir = b.dir().to_path_buf();
             drop(b);
-            std::fs::remove_dir_all(&dir).map_err(|e| {
+            self.storage.remove_dir_all(&dir).map_err(|e| {
                 crate::Error::io(format!("delete compacted block {}", dir.display()), e)
             })?;
         }
@@ -186,7 +189,7 @@ impl Shard {
             parents = ?parent_ids,
             series = encoded.meta.stats.num_series,
             samples = encoded.meta.stats.num_samples,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = self.clock.monotonic().saturating_sub(started).as_millis() as u64,
             "compacted blocks"
         );
         Ok(true)

@@ -3,7 +3,8 @@
 //! It owns the data model ([`model`]), the write-ahead log ([`wal`]), the in-memory
 //! head ([`head`]), the compressed chunk encoding ([`chunk`]), immutable on-disk
 //! blocks ([`block`]), compaction and retention ([`compact`]), and the per-core shard
-//! with the mesh of bounded channels between shards ([`shard`], [`mesh`]).
+//! with the mesh of bounded channels between shards ([`shard`], [`mesh`]). Every file
+//! and clock it touches goes through [`storage`].
 //!
 //! **Architecture Invariant:** this crate knows nothing about HTTP, JSON wire formats
 //! or protobuf; `tsdb-net` depends on it, never the reverse.
@@ -19,6 +20,7 @@ pub mod mesh;
 pub mod model;
 pub mod promql;
 pub mod shard;
+pub mod storage;
 pub mod wal;
 
 pub use error::{Error, Result};

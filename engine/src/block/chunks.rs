@@ -7,11 +7,10 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
+use crate::storage::ReadAt;
 
 /// "TSCH": tsdb chunks.
 pub(crate) const CHUNKS_MAGIC: [u8; 4] = *b"TSCH";
@@ -39,7 +38,7 @@ pub(crate) fn append_record(file: &mut Vec<u8>, data: &[u8]) -> u64 {
 }
 
 /// Checks the header of an opened `chunks` file of `len` bytes.
-pub(crate) fn check_header(file: &File, path: &Path, len: u64) -> Result<()> {
+pub(crate) fn check_header(file: &dyn ReadAt, path: &Path, len: u64) -> Result<()> {
     if len < CHUNKS_HEADER_BYTES {
         return Err(Error::corrupt(
             path,
@@ -67,7 +66,12 @@ pub(crate) fn check_header(file: &File, path: &Path, len: u64) -> Result<()> {
 
 /// Reads the record at `offset` whose data the index says is `len` bytes, checks
 /// the length it carries and its checksum, and returns the data.
-pub(crate) fn read_record(file: &File, path: &Path, offset: u64, len: u32) -> Result<Vec<u8>> {
+pub(crate) fn read_record(
+    file: &dyn ReadAt,
+    path: &Path,
+    offset: u64,
+    len: u32,
+) -> Result<Vec<u8>> {
     // The index was checked against the file size at open, so this allocation is
     // bounded by the file; one pread fetches header and data together.
     let mut buf = vec![0u8; RECORD_HEADER_BYTES as usize + len as usize];
@@ -107,6 +111,8 @@ fn four(b: &[u8]) -> [u8; 4] {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
     use crate::chunk;
 

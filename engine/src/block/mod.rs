@@ -24,7 +24,9 @@ mod tests;
 
 pub use meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
 pub use reader::{Block, SeriesRef, verify_block};
-pub use writer::{ChunkData, EncodedBlock, SeriesChunks, encode_block, write_block_dir};
+pub use writer::{
+    ChunkData, EncodedBlock, SeriesChunks, encode_block, write_block_dir, write_block_dir_in,
+};
 
 /// The bytes of the first ` ```hex ` block of a format document. Each line holds hex
 /// byte pairs; `#` starts a comment, so the dump can be annotated field by field.

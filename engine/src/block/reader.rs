@@ -5,7 +5,6 @@
 #![deny(clippy::indexing_slicing)]
 
 use std::borrow::Cow;
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use super::chunks;
@@ -16,6 +15,7 @@ use crate::chunk;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE};
 use crate::model::{Labels, MatchOp, Matcher, Sample, matches_all};
+use crate::storage::{DiskStorage, ReadAt, Storage};
 
 /// A series of one block: its position in the block's index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,7 +27,7 @@ pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     index: Index,
-    chunks: File,
+    chunks: Box<dyn ReadAt>,
     chunks_path: PathBuf,
     size_bytes: u64,
 }
@@ -37,7 +37,12 @@ impl Block {
     /// structure, the chunks file's header and that all three agree. Every error
     /// names the file at fault.
     pub fn open(dir: &Path) -> Result<Block> {
-        open_dir(dir, true)
+        open_dir(&DiskStorage, dir, true)
+    }
+
+    /// [`Block::open`] on any storage.
+    pub fn open_in(storage: &impl Storage, dir: &Path) -> Result<Block> {
+        open_dir(storage, dir, true)
     }
 
     pub fn meta(&self) -> &BlockMeta {
@@ -137,7 +142,7 @@ impl Block {
             if !c.overlaps(min_time, max_time) {
                 continue;
             }
-            let data = chunks::read_record(&self.chunks, &self.chunks_path, c.offset, c.len)?;
+            let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
             let samples = self.decode_chunk(c, &data)?;
             out.extend(
                 samples
@@ -181,7 +186,7 @@ impl Block {
             .chunks
             .iter()
             .map(|c| {
-                let data = chunks::read_record(&self.chunks, &self.chunks_path, c.offset, c.len)?;
+                let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
                 // The header's count is an O(1) check that the index and chunk agree.
                 let count = data
                     .get(..2)
@@ -234,11 +239,15 @@ impl Block {
 
 /// Opens a block; `check_name` also requires the directory to be named by the ULID
 /// (false only for the `.tmp` directory checked before its rename).
-fn open_dir(dir: &Path, check_name: bool) -> Result<Block> {
+fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Block> {
     let meta_path = dir.join(META_FILE);
     let index_path = dir.join(INDEX_FILE);
     let chunks_path = dir.join(CHUNKS_FILE);
-    let read = |path: &Path| fs::read(path).ctx(|| format!("open block: read {}", path.display()));
+    let read = |path: &Path| {
+        storage
+            .read(path)
+            .ctx(|| format!("open block: read {}", path.display()))
+    };
 
     let meta_bytes = read(&meta_path)?;
     let meta = BlockMeta::parse(&meta_path, &meta_bytes)?;
@@ -249,13 +258,13 @@ fn open_dir(dir: &Path, check_name: bool) -> Result<Block> {
             format!("ulid {} does not name the block's directory", meta.ulid),
         ));
     }
-    let chunks =
-        File::open(&chunks_path).ctx(|| format!("open block: open {}", chunks_path.display()))?;
+    let chunks = storage
+        .open_read(&chunks_path)
+        .ctx(|| format!("open block: open {}", chunks_path.display()))?;
     let chunks_len = chunks
-        .metadata()
-        .ctx(|| format!("open block: stat {}", chunks_path.display()))?
-        .len();
-    chunks::check_header(&chunks, &chunks_path, chunks_len)?;
+        .file_len()
+        .ctx(|| format!("open block: stat {}", chunks_path.display()))?;
+    chunks::check_header(&*chunks, &chunks_path, chunks_len)?;
     let index_bytes = read(&index_path)?;
     let index = index::parse(&index_path, &index_bytes, chunks_len)?;
     check_meta_matches_index(&meta_path, &meta, &index)?;
@@ -298,11 +307,15 @@ fn check_meta_matches_index(meta_path: &Path, meta: &BlockMeta, index: &Index) -
 /// `chunks`, and postings equal to what the series' labels imply. Returns the stats
 /// counted from the data.
 pub fn verify_block(dir: &Path) -> Result<BlockStats> {
-    verify_dir(dir, true)
+    verify_dir(&DiskStorage, dir, true)
 }
 
-pub(crate) fn verify_dir(dir: &Path, check_name: bool) -> Result<BlockStats> {
-    let block = open_dir(dir, check_name)?;
+pub(crate) fn verify_dir(
+    storage: &impl Storage,
+    dir: &Path,
+    check_name: bool,
+) -> Result<BlockStats> {
+    let block = open_dir(storage, dir, check_name)?;
     let mut stats = BlockStats::default();
     let mut records: Vec<(u64, u64)> = Vec::new();
     for s in block.all_series() {

@@ -5,8 +5,6 @@
 //! Encoding is separate from writing so the shard can hand the bytes to whatever
 //! storage it drives (io_uring, a simulated disk) and tests need no file system.
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::chunks;
@@ -16,6 +14,7 @@ use crate::chunk;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE, TMP_SUFFIX};
 use crate::model::{Labels, Sample};
+use crate::storage::{DiskStorage, Storage};
 
 /// One sealed XOR chunk and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -180,19 +179,30 @@ fn check_chunks(s: &SeriesChunks) {
 /// `blocks_dir` fsynced so the rename itself is durable. A crash before the rename
 /// leaves a `.tmp` directory, which start-up removes; after it, a whole block.
 pub fn write_block_dir(blocks_dir: &Path, block: &EncodedBlock) -> Result<PathBuf> {
+    write_block_dir_in(&DiskStorage, blocks_dir, block)
+}
+
+/// [`write_block_dir`] on any storage.
+pub fn write_block_dir_in(
+    storage: &impl Storage,
+    blocks_dir: &Path,
+    block: &EncodedBlock,
+) -> Result<PathBuf> {
     let ulid = &block.meta.ulid;
     let step = |what: &str| format!("write block {ulid}: {what}");
     let final_dir = blocks_dir.join(ulid);
     let tmp_dir = blocks_dir.join(format!("{ulid}{TMP_SUFFIX}"));
-    fs::create_dir_all(blocks_dir).ctx(|| step(&format!("create {}", blocks_dir.display())))?;
-    if fs::symlink_metadata(&final_dir).is_ok() {
+    storage
+        .create_dir_all(blocks_dir)
+        .ctx(|| step(&format!("create {}", blocks_dir.display())))?;
+    if storage.metadata(&final_dir).is_ok() {
         return Err(Error::io(
             step(&format!("{} exists", final_dir.display())),
             std::io::ErrorKind::AlreadyExists.into(),
         ));
     }
     // A leftover from a crash while writing this same block: nothing refers to it.
-    match fs::remove_dir_all(&tmp_dir) {
+    match storage.remove_dir_all(&tmp_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(Error::io(
                 step(&format!("remove stale {}", tmp_dir.display())),
@@ -201,40 +211,41 @@ pub fn write_block_dir(blocks_dir: &Path, block: &EncodedBlock) -> Result<PathBu
         }
         _ => {}
     }
-    fs::create_dir(&tmp_dir).ctx(|| step(&format!("create {}", tmp_dir.display())))?;
-    write_synced(&tmp_dir.join(CHUNKS_FILE), &block.chunks, &step)?;
-    write_synced(&tmp_dir.join(INDEX_FILE), &block.index, &step)?;
-    write_synced(&tmp_dir.join(META_FILE), &block.meta.to_json(), &step)?;
-    sync_dir(&tmp_dir, &step)?;
+    storage
+        .create_dir(&tmp_dir)
+        .ctx(|| step(&format!("create {}", tmp_dir.display())))?;
+    for (name, bytes) in [
+        (CHUNKS_FILE, &block.chunks[..]),
+        (INDEX_FILE, &block.index[..]),
+        (META_FILE, &block.meta.to_json()[..]),
+    ] {
+        let path = tmp_dir.join(name);
+        storage
+            .write_file_synced(&path, bytes)
+            .ctx(|| step(&format!("write {}", path.display())))?;
+    }
+    sync_dir(storage, &tmp_dir, &step)?;
     // Reading the block back is O(block), so only test and debug builds pay for it.
     if cfg!(debug_assertions) {
-        match super::reader::verify_dir(&tmp_dir, false) {
+        match super::reader::verify_dir(storage, &tmp_dir, false) {
             Ok(_) => {}
             Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => panic!("BUG: block {ulid} does not read back before rename: {e}"),
         }
     }
-    fs::rename(&tmp_dir, &final_dir).ctx(|| {
+    storage.rename(&tmp_dir, &final_dir).ctx(|| {
         step(&format!(
             "rename {} to {}",
             tmp_dir.display(),
             final_dir.display()
         ))
     })?;
-    sync_dir(blocks_dir, &step)?;
+    sync_dir(storage, blocks_dir, &step)?;
     Ok(final_dir)
 }
 
-fn write_synced(path: &Path, bytes: &[u8], step: &dyn Fn(&str) -> String) -> Result<()> {
-    let ctx = || step(&format!("write {}", path.display()));
-    let mut f = File::create_new(path).ctx(ctx)?;
-    f.write_all(bytes).ctx(ctx)?;
-    f.sync_all()
-        .ctx(|| step(&format!("fsync {}", path.display())))
-}
-
-fn sync_dir(path: &Path, step: &dyn Fn(&str) -> String) -> Result<()> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
+fn sync_dir(storage: &impl Storage, path: &Path, step: &dyn Fn(&str) -> String) -> Result<()> {
+    storage
+        .sync_dir(path)
         .ctx(|| step(&format!("fsync directory {}", path.display())))
 }

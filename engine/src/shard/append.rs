@@ -5,9 +5,10 @@ use crate::error::Error;
 use crate::limits::{SAMPLES_PER_RECORD_MAX, SERIES_PER_RECORD_MAX};
 use crate::mesh::AppendOutcome;
 use crate::model::Sample;
+use crate::storage::Storage;
 use crate::wal::record;
 
-impl Shard {
+impl<S: Storage> Shard<S> {
     /// Writes a group of append requests: resolves series (creating new ones), writes
     /// one WAL record set, applies the samples to the head, then acknowledges each
     /// request. Nothing is acknowledged before its WAL bytes are written.

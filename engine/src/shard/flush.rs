@@ -6,9 +6,10 @@ use crate::error::Result;
 use crate::head::Head;
 use crate::layout;
 use crate::limits::BLOCK_RANGE_MS;
+use crate::storage::Storage;
 use crate::wal::checkpoint;
 
-impl Shard {
+impl<S: Storage> Shard<S> {
     /// Whether the head has reached its memory budget or spans a block range.
     pub(crate) fn head_needs_flush(&self) -> bool {
         !self.head.is_empty()
@@ -33,7 +34,7 @@ impl Shard {
             Some(w) => Some(w.cut().await?),
             None => None,
         };
-        let ulid = ulid::Ulid::new().to_string();
+        let ulid = self.clock.ulid().to_string();
         let encoded = block::encode_block(
             &ulid,
             self.cfg.shard,
@@ -43,7 +44,8 @@ impl Shard {
             self.head.block_series(),
         );
         let blocks_dir = layout::blocks_dir(&self.cfg.data_dir);
-        let written = block::write_block_dir(&blocks_dir, &encoded).and_then(|p| Block::open(&p));
+        let written = block::write_block_dir_in(&self.storage, &blocks_dir, &encoded)
+            .and_then(|p| Block::open_in(&self.storage, &p));
         let block = match written {
             Ok(b) => b,
             Err(e) => {
@@ -66,7 +68,7 @@ impl Shard {
         self.flushes += 1;
         if let (Some(seq), Some(wal)) = (cut, self.wal.as_mut()) {
             let dir = layout::shard_wal_dir(&self.cfg.wal_root, self.cfg.shard as usize);
-            checkpoint::write(&dir, seq)?;
+            checkpoint::write_in(&self.storage, &dir, seq)?;
             wal.remove_before(seq)?;
         }
         Ok(())

@@ -15,6 +15,7 @@ mod open;
 mod read;
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -24,10 +25,11 @@ use crate::head::Head;
 use crate::limits::GROUP_COMMIT_REQUESTS_MAX;
 use crate::mesh::{AppendOutcome, Reply, ShardRequest, ShardStatus};
 use crate::model::SeriesSamples;
+use crate::storage::{Clock, DiskStorage, Storage};
 use crate::wal::SyncMode;
 use crate::wal::writer::WalWriter;
 
-pub use open::prepare_data_dir;
+pub use open::{prepare_data_dir, prepare_data_dir_in};
 
 /// Everything a shard needs to know from configuration.
 #[derive(Clone, Debug)]
@@ -58,12 +60,15 @@ pub struct Shared {
 }
 
 /// One shard's state. Lives on its core; never sent to another thread once running.
-pub struct Shard {
+/// `S` is the file system it runs on: the disk, or a simulated one in tests.
+pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) cfg: ShardConfig,
     pub(crate) shared: Arc<Shared>,
+    pub(crate) storage: S,
+    pub(crate) clock: Rc<dyn Clock>,
     pub(crate) head: Head,
     pub(crate) blocks: Vec<Block>,
-    pub(crate) wal: Option<WalWriter>,
+    pub(crate) wal: Option<WalWriter<S>>,
     /// The next WAL series reference to hand out.
     pub(crate) next_ref: u64,
     /// Why the shard refuses writes, if it does.
@@ -73,7 +78,7 @@ pub struct Shard {
     pub(crate) compactions: u64,
 }
 
-impl std::fmt::Debug for Shard {
+impl<S: Storage> std::fmt::Debug for Shard<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shard")
             .field("shard", &self.cfg.shard)
@@ -92,7 +97,7 @@ enum Item {
     Tick(Tick),
 }
 
-impl Shard {
+impl<S: Storage> Shard<S> {
     pub fn id(&self) -> u32 {
         self.cfg.shard
     }

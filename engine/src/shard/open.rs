@@ -1,15 +1,16 @@
 //! Opening a shard: its blocks, its WAL replay into a fresh head, and a new segment.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{Shard, ShardConfig, Shared};
 use crate::block::{Block, BlockMeta};
 use crate::error::{Error, IoContext, Result};
 use crate::head::Head;
 use crate::layout;
+use crate::storage::{Clock, DiskStorage, Storage, SystemClock};
 use crate::wal::checkpoint;
 use crate::wal::reader::{self, Repair};
 use crate::wal::record::Record;
@@ -20,23 +21,33 @@ use crate::wal::writer::WalWriter;
 /// blocks that a finished compaction has replaced (a crash after the new block was
 /// renamed into place but before its sources were deleted). Runs once, on one thread.
 pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
+    prepare_data_dir_in(&DiskStorage, data_dir)
+}
+
+/// [`prepare_data_dir`] on any storage.
+pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()> {
     let blocks = layout::blocks_dir(data_dir);
-    std::fs::create_dir_all(&blocks).ctx(|| format!("create {}", blocks.display()))?;
-    let mut metas: Vec<(std::path::PathBuf, BlockMeta)> = Vec::new();
-    for entry in std::fs::read_dir(&blocks).ctx(|| format!("list {}", blocks.display()))? {
-        let entry = entry.ctx(|| format!("list {}", blocks.display()))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(layout::TMP_SUFFIX) {
+    storage
+        .create_dir_all(&blocks)
+        .ctx(|| format!("create {}", blocks.display()))?;
+    let mut metas: Vec<(PathBuf, BlockMeta)> = Vec::new();
+    for entry in storage
+        .read_dir(&blocks)
+        .ctx(|| format!("list {}", blocks.display()))?
+    {
+        let path = blocks.join(&entry.name);
+        if entry.name.ends_with(layout::TMP_SUFFIX) {
             tracing::warn!(path = %path.display(), "removing half-written block left by a crash");
-            std::fs::remove_dir_all(&path).ctx(|| format!("remove {}", path.display()))?;
+            storage
+                .remove_dir_all(&path)
+                .ctx(|| format!("remove {}", path.display()))?;
             continue;
         }
-        if name.ends_with(layout::BROKEN_SUFFIX) || !path.is_dir() {
+        if entry.name.ends_with(layout::BROKEN_SUFFIX) || !entry.is_dir {
             continue;
         }
         let meta_path = path.join(layout::META_FILE);
-        if let Ok(bytes) = std::fs::read(&meta_path)
+        if let Ok(bytes) = storage.read(&meta_path)
             && let Ok(meta) = BlockMeta::parse(&meta_path, &bytes)
         {
             metas.push((path, meta));
@@ -53,7 +64,9 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
         });
         if replaced {
             tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
-            std::fs::remove_dir_all(path).ctx(|| format!("remove {}", path.display()))?;
+            storage
+                .remove_dir_all(path)
+                .ctx(|| format!("remove {}", path.display()))?;
         }
     }
     Ok(())
@@ -61,22 +74,24 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
 
 /// Opens every block this shard owns; a block that cannot be read is set aside
 /// (renamed `<ULID>.broken`, never deleted) with an error line, and the rest served.
-fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
+fn open_blocks(storage: &impl Storage, cfg: &ShardConfig) -> Result<Vec<Block>> {
     let dir = layout::blocks_dir(&cfg.data_dir);
     let mut blocks = Vec::new();
-    for entry in std::fs::read_dir(&dir).ctx(|| format!("list {}", dir.display()))? {
-        let entry = entry.ctx(|| format!("list {}", dir.display()))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !path.is_dir()
-            || name.ends_with(layout::TMP_SUFFIX)
-            || name.ends_with(layout::BROKEN_SUFFIX)
+    for entry in storage
+        .read_dir(&dir)
+        .ctx(|| format!("list {}", dir.display()))?
+    {
+        let path = dir.join(&entry.name);
+        if !entry.is_dir
+            || entry.name.ends_with(layout::TMP_SUFFIX)
+            || entry.name.ends_with(layout::BROKEN_SUFFIX)
         {
             continue;
         }
         // Ownership is decided from meta.json alone so every shard agrees on it.
         let meta_path = path.join(layout::META_FILE);
-        let owner = std::fs::read(&meta_path)
+        let owner = storage
+            .read(&meta_path)
             .ok()
             .and_then(|b| BlockMeta::parse(&meta_path, &b).ok())
             .map(|m| m.shard % cfg.shards.max(1));
@@ -85,16 +100,16 @@ fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
         if owner != cfg.shard {
             continue;
         }
-        match Block::open(&path) {
+        match Block::open_in(storage, &path) {
             Ok(b) => blocks.push(b),
-            Err(e) => set_aside(&path, &e),
+            Err(e) => set_aside(storage, &path, &e),
         }
     }
     blocks.sort_by_key(|b| b.meta().min_time);
     Ok(blocks)
 }
 
-fn set_aside(path: &Path, e: &Error) {
+fn set_aside(storage: &impl Storage, path: &Path, e: &Error) {
     let broken = path.with_file_name(format!(
         "{}{}",
         path.file_name()
@@ -102,7 +117,7 @@ fn set_aside(path: &Path, e: &Error) {
             .unwrap_or_default(),
         layout::BROKEN_SUFFIX
     ));
-    match std::fs::rename(path, &broken) {
+    match storage.rename(path, &broken) {
         Ok(()) => tracing::error!(
             block = %path.display(),
             moved_to = %broken.display(),
@@ -119,26 +134,42 @@ fn set_aside(path: &Path, e: &Error) {
 }
 
 impl Shard {
-    /// Opens shard `cfg.shard`: loads its blocks and replays its WAL.
+    /// Opens shard `cfg.shard` on the disk: loads its blocks and replays its WAL.
     pub async fn open(cfg: ShardConfig, shared: Arc<Shared>) -> Result<Shard> {
-        let blocks = open_blocks(&cfg)?;
+        Shard::open_in(cfg, shared, DiskStorage, Rc::new(SystemClock::new())).await
+    }
+}
+
+impl<S: Storage> Shard<S> {
+    /// Opens shard `cfg.shard` on `storage`, reading time from `clock`.
+    pub async fn open_in(
+        cfg: ShardConfig,
+        shared: Arc<Shared>,
+        storage: S,
+        clock: Rc<dyn Clock>,
+    ) -> Result<Shard<S>> {
+        let blocks = open_blocks(&storage, &cfg)?;
         let mut head = Head::new();
         let mut next_ref = 0u64;
         let mut wal = None;
         if cfg.wal_enabled {
             let dir = layout::shard_wal_dir(&cfg.wal_root, cfg.shard as usize);
-            std::fs::create_dir_all(&dir).ctx(|| format!("create wal dir {}", dir.display()))?;
-            let first = checkpoint::read(&dir);
-            for seg in crate::wal::segment::list(&dir)? {
+            storage
+                .create_dir_all(&dir)
+                .ctx(|| format!("create wal dir {}", dir.display()))?;
+            let first = checkpoint::read_in(&storage, &dir);
+            for seg in crate::wal::segment::list_in(&storage, &dir)? {
                 if seg.seq < first {
-                    std::fs::remove_file(&seg.path)
+                    storage
+                        .remove_file(&seg.path)
                         .ctx(|| format!("remove obsolete wal segment {}", seg.path.display()))?;
                 }
             }
-            let started = Instant::now();
+            let started = clock.monotonic();
             let mut samples = 0u64;
             let mut unknown = 0u64;
-            let stats = reader::replay(
+            let stats = reader::replay_in(
+                &storage,
                 &dir,
                 cfg.shard,
                 first,
@@ -166,7 +197,7 @@ impl Shard {
                     }
                 },
             )?;
-            let duration_ms = started.elapsed().as_millis() as u64;
+            let duration_ms = clock.monotonic().saturating_sub(started).as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
                 entries = stats.records,
@@ -184,13 +215,14 @@ impl Shard {
                 );
             }
             let seq = stats.last_seq.map_or(first.max(1), |s| s + 1);
-            let existing = crate::wal::segment::list(&dir)?
+            let existing = crate::wal::segment::list_in(&storage, &dir)?
                 .iter()
-                .filter_map(|s| std::fs::metadata(&s.path).ok())
-                .map(|m| m.len())
+                .filter_map(|s| storage.metadata(&s.path).ok())
+                .map(|m| m.len)
                 .sum();
             wal = Some(
                 WalWriter::create(
+                    storage.clone(),
                     &dir,
                     cfg.shard,
                     seq,
@@ -204,6 +236,8 @@ impl Shard {
         Ok(Shard {
             cfg,
             shared,
+            storage,
+            clock,
             head,
             blocks,
             wal,

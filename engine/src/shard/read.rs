@@ -7,8 +7,9 @@ use crate::error::Result;
 use crate::head::SeriesData;
 use crate::mesh::merge_series;
 use crate::model::{Labels, Matcher};
+use crate::storage::Storage;
 
-impl Shard {
+impl<S: Storage> Shard<S> {
     fn blocks_in(
         &self,
         min_time_ms: i64,

@@ -7,37 +7,51 @@
 //! again; duplicate samples are dropped by timestamp) or a checkpoint that tells the
 //! next start to delete them before replay.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::storage::{DiskStorage, Storage};
 
 pub const FILE: &str = "checkpoint";
 
 /// Reads the checkpoint of a shard's WAL directory: 0 when there is none or it is
 /// unreadable (then everything is replayed, which is always safe).
 pub fn read(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(FILE))
+    read_in(&DiskStorage, dir)
+}
+
+/// [`read`] on any storage.
+pub fn read_in(storage: &impl Storage, dir: &Path) -> u64 {
+    storage
+        .read(&dir.join(FILE))
         .ok()
+        .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
 }
 
 /// Durably records that segments below `first_needed` are obsolete.
 pub fn write(dir: &Path, first_needed: u64) -> Result<()> {
+    write_in(&DiskStorage, dir, first_needed)
+}
+
+/// [`write`] on any storage.
+pub fn write_in(storage: &impl Storage, dir: &Path, first_needed: u64) -> Result<()> {
     let tmp = dir.join(format!("{FILE}.tmp"));
     let path = dir.join(FILE);
-    let mut f = std::fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-    writeln!(f, "{first_needed}").ctx(|| format!("write {}", tmp.display()))?;
-    f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).ctx(|| format!("rename {}", tmp.display()))?;
-    sync_dir(dir)
+    storage
+        .write_file_synced(&tmp, format!("{first_needed}\n").as_bytes())
+        .ctx(|| format!("write {}", tmp.display()))?;
+    storage
+        .rename(&tmp, &path)
+        .ctx(|| format!("rename {}", tmp.display()))?;
+    sync_dir(storage, dir)
 }
 
 /// fsyncs a directory so a rename or create in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+pub fn sync_dir(storage: &impl Storage, dir: &Path) -> Result<()> {
+    storage
+        .sync_dir(dir)
         .ctx(|| format!("fsync dir {}", dir.display()))
 }
 

@@ -6,13 +6,14 @@
 //! record stops that segment's replay with an error line (the bytes are left on disk for
 //! inspection) and replay goes on with the next segment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::record::{self, Framed, Record};
 use super::segment;
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::limits::WAL_RECORD_BYTES_MAX;
+use crate::storage::{DiskStorage, Storage};
 
 /// Damage found while reading a segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,9 +53,21 @@ pub fn replay(
     shard: u32,
     first_seq: u64,
     repair: Repair,
+    on_record: impl FnMut(Record),
+) -> Result<ReplayStats> {
+    replay_in(&DiskStorage, dir, shard, first_seq, repair, on_record)
+}
+
+/// [`replay`] on any storage.
+pub fn replay_in(
+    storage: &impl Storage,
+    dir: &Path,
+    shard: u32,
+    first_seq: u64,
+    repair: Repair,
     mut on_record: impl FnMut(Record),
 ) -> Result<ReplayStats> {
-    let segments: Vec<_> = segment::list(dir)?
+    let segments: Vec<_> = segment::list_in(storage, dir)?
         .into_iter()
         .filter(|s| s.seq >= first_seq)
         .collect();
@@ -63,7 +76,8 @@ pub fn replay(
     for (i, seg) in segments.iter().enumerate() {
         stats.segments += 1;
         stats.last_seq = Some(seg.seq);
-        let buf = std::fs::read(&seg.path)
+        let buf = storage
+            .read(&seg.path)
             .map_err(|e| Error::io(format!("read wal segment {}", seg.path.display()), e))?;
         stats.bytes += buf.len() as u64;
         let is_last = i == last_index;
@@ -72,7 +86,16 @@ pub fn replay(
             let truncated = is_last && repair == Repair::TruncateTail;
             let damage = Damage { truncated, ..d };
             if truncated {
-                truncate(&seg.path, damage.offset)?;
+                storage.truncate(&seg.path, damage.offset).map_err(|e| {
+                    Error::io(
+                        format!(
+                            "truncate wal segment {} to {}",
+                            seg.path.display(),
+                            damage.offset
+                        ),
+                        e,
+                    )
+                })?;
                 tracing::warn!(
                     shard,
                     segment = %name,
@@ -144,26 +167,10 @@ fn read_segment(
     }
 }
 
-fn truncate(path: &PathBuf, len: u64) -> Result<()> {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| {
-            Error::io(
-                format!("open wal segment {} to truncate", path.display()),
-                e,
-            )
-        })?;
-    f.set_len(len).and_then(|()| f.sync_all()).map_err(|e| {
-        Error::io(
-            format!("truncate wal segment {} to {len}", path.display()),
-            e,
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::model::Sample;
 

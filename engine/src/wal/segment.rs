@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::layout;
+use crate::storage::{DiskStorage, Storage};
 
 pub const MAGIC: &[u8; 8] = b"TSDBWAL1";
 pub const HEADER_BYTES: usize = 16;
@@ -60,8 +61,13 @@ pub struct SegmentFile {
 /// Lists the segments in `dir` in order. Files that are not segments are ignored
 /// (and left alone).
 pub fn list(dir: &Path) -> Result<Vec<SegmentFile>> {
+    list_in(&DiskStorage, dir)
+}
+
+/// [`list`] on any storage.
+pub fn list_in(storage: &impl Storage, dir: &Path) -> Result<Vec<SegmentFile>> {
     let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
+    let entries = match storage.read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => {
@@ -72,12 +78,10 @@ pub fn list(dir: &Path) -> Result<Vec<SegmentFile>> {
         }
     };
     for entry in entries {
-        let entry = entry.ctx(|| format!("list wal dir {}", dir.display()))?;
-        let name = entry.file_name();
-        if let Some(seq) = name.to_str().and_then(layout::parse_segment_name) {
+        if let Some(seq) = layout::parse_segment_name(&entry.name) {
             out.push(SegmentFile {
                 seq,
-                path: entry.path(),
+                path: dir.join(&entry.name),
             });
         }
     }

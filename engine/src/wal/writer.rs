@@ -8,20 +8,20 @@
 
 use std::path::{Path, PathBuf};
 
-use monoio::fs::File;
-
 use super::SyncMode;
 use super::checkpoint::sync_dir;
 use super::segment;
 use crate::error::{Error, Result};
 use crate::layout;
+use crate::storage::{Storage, WalFile};
 
-pub struct WalWriter {
+pub struct WalWriter<S: Storage> {
+    storage: S,
     dir: PathBuf,
     shard: u32,
     segment_bytes_max: u64,
     sync_mode: SyncMode,
-    file: File,
+    file: S::WalFile,
     seq: u64,
     offset: u64,
     /// Bytes written since the last sync.
@@ -31,7 +31,7 @@ pub struct WalWriter {
     size_bytes: u64,
 }
 
-impl std::fmt::Debug for WalWriter {
+impl<S: Storage> std::fmt::Debug for WalWriter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WalWriter")
             .field("dir", &self.dir)
@@ -41,22 +41,25 @@ impl std::fmt::Debug for WalWriter {
     }
 }
 
-impl WalWriter {
+impl<S: Storage> WalWriter<S> {
     /// Opens a new segment `seq` in `dir` (always a fresh one: the writer never appends
     /// behind bytes it did not write itself). `existing_bytes` is the size of the
     /// segments already there.
     pub async fn create(
+        storage: S,
         dir: &Path,
         shard: u32,
         seq: u64,
         segment_bytes_max: u64,
         sync_mode: SyncMode,
         existing_bytes: u64,
-    ) -> Result<WalWriter> {
-        std::fs::create_dir_all(dir)
+    ) -> Result<WalWriter<S>> {
+        storage
+            .create_dir_all(dir)
             .map_err(|e| Error::io(format!("create wal dir {}", dir.display()), e))?;
-        let file = new_segment(dir, shard, seq, sync_mode).await?;
+        let file = new_segment(&storage, dir, shard, seq, sync_mode).await?;
         Ok(WalWriter {
+            storage,
             dir: dir.to_path_buf(),
             shard,
             segment_bytes_max,
@@ -112,8 +115,7 @@ impl WalWriter {
         {
             self.cut().await?;
         }
-        let (res, _buf) = self.file.write_all_at(records, self.offset).await;
-        if let Err(e) = res {
+        if let Err(e) = self.file.write_all_at(records, self.offset).await {
             let err = Error::io(
                 format!(
                     "wal shard {} segment {}: write {len} bytes at offset {}",
@@ -163,10 +165,11 @@ impl WalWriter {
             self.sync().await?;
         }
         let next = self.seq + 1;
-        let file = match new_segment(&self.dir, self.shard, next, self.sync_mode).await {
-            Ok(f) => f,
-            Err(e) => return Err(self.poison(e)),
-        };
+        let file =
+            match new_segment(&self.storage, &self.dir, self.shard, next, self.sync_mode).await {
+                Ok(f) => f,
+                Err(e) => return Err(self.poison(e)),
+            };
         let old = std::mem::replace(&mut self.file, file);
         // Closing reports nothing we act on: the data was synced above.
         let _ = old.close().await;
@@ -179,12 +182,13 @@ impl WalWriter {
 
     /// Deletes the segments below `seq` (after a checkpoint made them obsolete).
     pub fn remove_before(&mut self, seq: u64) -> Result<()> {
-        for s in segment::list(&self.dir)? {
+        for s in segment::list_in(&self.storage, &self.dir)? {
             if s.seq >= seq {
                 continue;
             }
-            let len = std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
-            std::fs::remove_file(&s.path)
+            let len = self.storage.metadata(&s.path).map_or(0, |m| m.len);
+            self.storage
+                .remove_file(&s.path)
                 .map_err(|e| Error::io(format!("remove wal segment {}", s.path.display()), e))?;
             self.size_bytes = self.size_bytes.saturating_sub(len);
         }
@@ -206,21 +210,26 @@ impl WalWriter {
     }
 }
 
-async fn new_segment(dir: &Path, shard: u32, seq: u64, sync_mode: SyncMode) -> Result<File> {
+async fn new_segment<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    shard: u32,
+    seq: u64,
+    sync_mode: SyncMode,
+) -> Result<S::WalFile> {
     let path = dir.join(layout::segment_name(seq));
-    let file = monoio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    let file = storage
+        .create_wal_file(&path)
         .await
         .map_err(|e| Error::io(format!("create wal segment {}", path.display()), e))?;
-    let (res, _) = file.write_all_at(segment::header(shard).to_vec(), 0).await;
-    res.map_err(|e| Error::io(format!("write header of wal segment {}", path.display()), e))?;
+    file.write_all_at(segment::header(shard).to_vec(), 0)
+        .await
+        .map_err(|e| Error::io(format!("write header of wal segment {}", path.display()), e))?;
     if sync_mode != SyncMode::Never {
         file.sync_data()
             .await
             .map_err(|e| Error::io(format!("fdatasync wal segment {}", path.display()), e))?;
-        sync_dir(dir)?;
+        sync_dir(storage, dir)?;
     }
     Ok(file)
 }
