@@ -160,7 +160,13 @@ impl Shard {
                                     head.append(id, s);
                                     samples += 1;
                                 }
-                                None => unknown += 1,
+                                None => {
+                                    // A ref whose series record was lost: never hand it
+                                    // out again, or its orphaned samples would join a
+                                    // new series on the next replay.
+                                    next_ref = next_ref.max(r + 1);
+                                    unknown += 1;
+                                }
                             }
                         }
                     }
