@@ -5,11 +5,13 @@
 //! - [`append`]: group commit of writes.
 //! - [`read`]: selects, series and label look-ups.
 //! - [`flush`]: persisting the head into a block.
+//! - [`damage`]: setting aside a block found damaged while it is read.
 //!
 //! **Architecture Invariant:** the loop handles one request at a time; appends that
 //! are waiting together share one WAL write and one sync (group commit).
 
 mod append;
+mod damage;
 mod flush;
 mod open;
 mod read;
@@ -213,7 +215,8 @@ impl Shard {
                 max_time_ms,
                 reply,
             } => {
-                let _ = reply.send(self.select(&matchers, min_time_ms, max_time_ms));
+                let result = self.select(&matchers, min_time_ms, max_time_ms);
+                let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
             }
             ShardRequest::Series {
                 matcher_sets,
@@ -253,7 +256,8 @@ impl Shard {
                 let _ = reply.send(self.flush().await);
             }
             ShardRequest::Compact { reply } => {
-                let _ = reply.send(self.compact_now());
+                let result = self.compact_now();
+                let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
             }
             ShardRequest::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
