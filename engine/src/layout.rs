@@ -24,6 +24,8 @@ pub const CHUNKS_FILE: &str = "chunks";
 pub const WAL_SHARDS_FILE: &str = "shards";
 /// In a shard's WAL directory: the blocks its migration to a new shard count writes.
 pub const WAL_MIGRATING_FILE: &str = "migrating";
+/// Suffix a migrated old shard WAL directory takes before it is deleted.
+pub const WAL_MIGRATED_SUFFIX: &str = ".migrated";
 /// Suffix of a block directory still being written: never read, removed on start.
 pub const TMP_SUFFIX: &str = ".tmp";
 /// Suffix given to a block set aside because it could not be read: never deleted.

@@ -6,6 +6,7 @@
 //! - [`read`]: selects, series and label look-ups.
 //! - [`flush`]: persisting the head into a block.
 //! - [`damage`]: setting aside a block found damaged while it is read.
+//! - [`reshard`]: turning the WALs of a previous shard count into blocks on start.
 //!
 //! **Architecture Invariant:** the loop handles one request at a time; appends that
 //! are waiting together share one WAL write and one sync (group commit).
@@ -15,6 +16,7 @@ mod damage;
 mod flush;
 mod open;
 mod read;
+mod reshard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use crate::wal::SyncMode;
 use crate::wal::writer::WalWriter;
 
 pub use open::prepare_data_dir;
+pub use reshard::migrate_wal;
 
 /// Everything a shard needs to know from configuration.
 #[derive(Clone, Debug)]
