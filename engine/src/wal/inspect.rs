@@ -68,7 +68,8 @@ pub fn inspect(dir: &Path) -> Result<WalReport> {
     }
     let shard_dirs = shard_dirs(dir)?;
     let has_segments = !segment::list(dir)?.is_empty() || dir.join(checkpoint::FILE).exists();
-    if !shard_dirs.is_empty() && !has_segments {
+    let is_root = !shard_dirs.is_empty() || dir.join(layout::WAL_SHARDS_FILE).exists();
+    if is_root && !has_segments {
         let recorded_shards = super::shard_count::read(dir)?;
         let shards = shard_dirs
             .iter()

@@ -179,6 +179,12 @@ pub(crate) fn read_segment(
         reason,
         truncated: false,
     };
+    // A crash between creating a segment and writing its header leaves an empty
+    // file: nothing was written to it, so nothing is lost. (A torn header in the last
+    // segment is truncated to this state, so it is reported once, not on every start.)
+    if buf.is_empty() {
+        return None;
+    }
     match segment::parse_header(buf) {
         Ok(owner) if owner == shard => {}
         Ok(owner) => {
@@ -342,5 +348,20 @@ mod tests {
         assert!(missing_segments(&[4], 4).is_empty());
         assert_eq!(missing_segments(&[5, 6], 4)[0].damage.segment, "00000004");
         assert_eq!(missing_segments(&[2, 3], 0)[0].damage.segment, "00000001");
+    }
+
+    #[test]
+    fn a_torn_header_is_reported_once() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        let torn = d.path().join(layout::segment_name(2));
+        std::fs::write(&torn, &segment::header(0)[..7]).unwrap();
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (3, 1));
+        assert_eq!(std::fs::metadata(&torn).unwrap().len(), 0);
+        // The writer then starts segment 3; the empty segment 2 is no damage.
+        write_segment(d.path(), 3, 0, &samples_record(2));
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (5, 0), "{:?}", stats.damage);
     }
 }
