@@ -17,10 +17,18 @@ pub const FILE: &str = "checkpoint";
 /// Reads the checkpoint of a shard's WAL directory: 0 when there is none or it is
 /// unreadable (then everything is replayed, which is always safe).
 pub fn read(dir: &Path) -> u64 {
-    std::fs::read_to_string(dir.join(FILE))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    let Ok(text) = std::fs::read_to_string(dir.join(FILE)) else {
+        return 0;
+    };
+    text.trim().parse().unwrap_or_else(|_| {
+        // `tsdb inspect-wal` reports the same file as damage.
+        tracing::warn!(
+            dir = %dir.display(),
+            content = ?text,
+            "WAL checkpoint is not a segment number: ignored, every segment is replayed"
+        );
+        0
+    })
 }
 
 /// Durably records that segments below `first_needed` are obsolete.
