@@ -2,6 +2,7 @@
 //! sets up logging, and runs the chosen command.
 
 mod config;
+mod inspect;
 mod logging;
 mod run;
 
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
             let _ = writeln!(out, "tsdb {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::InspectWal { dir, json } => inspect::inspect_wal(&dir, json),
         Command::Start(cfg) => {
             logging::init(cfg.log_level, cfg.log_format, cfg.log_output);
             run::run(*cfg)

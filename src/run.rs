@@ -13,7 +13,7 @@ use nix::sys::signal::{SigSet, Signal};
 use tsdb_engine::limits::SHARD_INBOX_CAPACITY;
 use tsdb_engine::mesh::{Mesh, ShardRequest};
 use tsdb_engine::promql::QueryOptions;
-use tsdb_engine::shard::{Shard, ShardConfig, Shared, prepare_data_dir};
+use tsdb_engine::shard::{Shard, ShardConfig, Shared, migrate_wal, prepare_data_dir};
 use tsdb_engine::wal::SyncMode;
 use tsdb_net::server::{Ctx, ServerInfo, serve};
 use tsdb_net::wire::IngestLimits;
@@ -59,6 +59,10 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         .map_err(|e| format!("create data dir {}: {e}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg)?;
     prepare_data_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
+    if cfg.wal_enabled {
+        let shards = u32::try_from(cfg.shards).unwrap_or(u32::MAX);
+        migrate_wal(&cfg.data_dir, &cfg.wal_dir, shards).map_err(|e| e.to_string())?;
+    }
 
     // Signals are blocked before any thread starts so every thread inherits the mask
     // and only the signal thread below ever receives them.

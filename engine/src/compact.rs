@@ -220,6 +220,7 @@ impl<S: Storage> Shard<S> {
             .compactions_running
             .fetch_sub(1, Ordering::AcqRel);
         if let Err(e) = result {
+            let e = self.set_aside_damaged(e);
             tracing::error!(shard = self.cfg.shard, error = %e, "compaction failed; will retry at the next interval");
         }
     }

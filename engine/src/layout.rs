@@ -5,6 +5,9 @@
 //!   blocks/<ULID>/meta.json, index, chunks   immutable blocks (any shard may own one)
 //!   blocks/<ULID>.tmp/                       a block being written; removed on start
 //!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
+//!   wal/<shard>/checkpoint                   the first segment still needed
+//!   wal/<shard>/migrating                    a shard-count migration under way (rare)
+//!   wal/shards                               the shard count the WAL was written with
 //!   lock                                     held while a server runs on the dir
 //! ```
 
@@ -17,6 +20,12 @@ pub const LOCK_FILE: &str = "lock";
 pub const META_FILE: &str = "meta.json";
 pub const INDEX_FILE: &str = "index";
 pub const CHUNKS_FILE: &str = "chunks";
+/// Under the WAL root: the shard count the `<shard>/` directories were written with.
+pub const WAL_SHARDS_FILE: &str = "shards";
+/// In a shard's WAL directory: the blocks its migration to a new shard count writes.
+pub const WAL_MIGRATING_FILE: &str = "migrating";
+/// Suffix a migrated old shard WAL directory takes before it is deleted.
+pub const WAL_MIGRATED_SUFFIX: &str = ".migrated";
 /// Suffix of a block directory still being written: never read, removed on start.
 pub const TMP_SUFFIX: &str = ".tmp";
 /// Suffix given to a block set aside because it could not be read: never deleted.

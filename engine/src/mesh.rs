@@ -203,7 +203,32 @@ impl Mesh {
                 reply,
             })
             .await?;
-        Ok(merge_series(parts.into_iter().flatten()))
+        Ok(merge_series(self.owner_last(parts)))
+    }
+
+    /// Every shard's answer in one list, each series' part from its owner shard last.
+    ///
+    /// After a shard-count change a series can come from two shards: from a block of
+    /// the old layout on one, and from the head and newer blocks of its owner. Both are
+    /// merged by timestamp, and where both hold a timestamp the owner's sample wins
+    /// ([`merge_series`] keeps the last), as the sample written last does on one shard:
+    /// every write since the change went to the owner.
+    fn owner_last(&self, parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
+        if parts.len() <= 1 {
+            return parts.into_iter().flatten().collect();
+        }
+        let (mut others, mut owned) = (Vec::new(), Vec::new());
+        for (shard, part) in parts.into_iter().enumerate() {
+            for s in part {
+                if self.shard_of(&s.labels) == shard {
+                    owned.push(s);
+                } else {
+                    others.push(s);
+                }
+            }
+        }
+        others.extend(owned);
+        others
     }
 
     /// Label sets selected by any of `matcher_sets`, sorted and unique.
@@ -316,4 +341,51 @@ pub fn merge_series(parts: impl IntoIterator<Item = SeriesData>) -> Vec<SeriesDa
             SeriesData { labels, samples }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, Sample};
+
+    fn labels(i: u32) -> Labels {
+        Labels::new(vec![
+            Label::new("__name__", "m"),
+            Label::new("i", i.to_string()),
+        ])
+        .unwrap()
+    }
+
+    /// The same series from two shards after a shard-count change: an old-layout
+    /// block on one, the head of its owner on the other.
+    #[test]
+    fn a_series_from_two_shards_is_answered_once_with_the_owner_winning() {
+        let (tx0, _rx0) = flume::bounded(1);
+        let (tx1, _rx1) = flume::bounded(1);
+        let mesh = Mesh::new(vec![tx0, tx1]);
+        for i in 0..8 {
+            let l = labels(i);
+            let owner = mesh.shard_of(&l);
+            let part = |v: f64, ts: &[i64]| SeriesData {
+                labels: l.clone(),
+                samples: ts.iter().map(|&t| Sample::new(t, v)).collect(),
+            };
+            let mut parts = vec![Vec::new(), Vec::new()];
+            parts[owner].push(part(2.0, &[2, 3]));
+            parts[1 - owner].push(part(1.0, &[1, 2]));
+            let merged = merge_series(mesh.owner_last(parts));
+            assert_eq!(merged.len(), 1);
+            let got: Vec<(i64, f64)> = merged[0]
+                .samples
+                .iter()
+                .map(|s| (s.timestamp_ms, s.value))
+                .collect();
+            assert_eq!(got, vec![(1, 1.0), (2, 2.0), (3, 2.0)], "series {l}");
+        }
+        // Series, label names and values: a set union, each answer once.
+        let union = sorted_union(vec![vec![labels(1), labels(2)], vec![labels(2)]]);
+        assert_eq!(union, vec![labels(1), labels(2)]);
+        let names = sorted_union(vec![vec!["i".to_string()], vec!["i".to_string()]]);
+        assert_eq!(names, vec!["i".to_string()]);
+    }
 }

@@ -35,8 +35,30 @@ pub(super) enum Sub {
     // Boxed because the arguments are large and `Version` is empty (clippy's
     // large_enum_variant).
     Start(Box<StartArgs>),
+    /// Report on a WAL directory without changing it.
+    ///
+    /// <DIR> is one shard's WAL directory (data/wal/0) or the WAL root (data/wal, then
+    /// every shard). The report lists each segment (name, bytes, records), the series
+    /// and sample counts, the min and max timestamps, the checkpoint, and every damage
+    /// the next start would log (shard, segment, offset, bytes dropped, reason). Files
+    /// are opened for reading only; nothing is repaired.
+    ///
+    /// Exit status: 0 = the WAL is clean, 1 = damage was found (the report says where),
+    /// 2 = usage error, or <DIR> could not be read or is no WAL directory.
+    InspectWal(InspectWalArgs),
     /// Print the version and exit.
     Version,
+}
+
+/// The arguments of `tsdb inspect-wal`.
+#[derive(Debug, Args)]
+pub(super) struct InspectWalArgs {
+    /// A shard's WAL directory (data/wal/0) or the WAL root (data/wal)
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The options of `tsdb start`, exactly as typed; `None` when absent.

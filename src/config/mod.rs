@@ -33,6 +33,8 @@ pub enum Command {
     Start(Box<Config>),
     /// `tsdb version`: print `tsdb <version>` and exit, as `tsdb --version` does.
     Version,
+    /// `tsdb inspect-wal <dir> [--json]`: report on a WAL directory, changing nothing.
+    InspectWal { dir: std::path::PathBuf, json: bool },
 }
 
 /// The effective configuration of the server; see the operations guide.
@@ -516,6 +518,10 @@ where
     let cli = cli::Cli::try_parse_from(args).map_err(ConfigError::Clap)?;
     match cli.command {
         cli::Sub::Version => Ok(Command::Version),
+        cli::Sub::InspectWal(a) => Ok(Command::InspectWal {
+            dir: a.dir,
+            json: a.json,
+        }),
         cli::Sub::Start(args) => {
             check_env_names(env)?;
             let mut layers = Layers {

@@ -15,7 +15,7 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         .collect();
     match parse_cli(argv, &env)? {
         Command::Start(config) => Ok(*config),
-        Command::Version => panic!("start parsed as version"),
+        other => panic!("start parsed as {other:?}"),
     }
 }
 
@@ -730,6 +730,37 @@ fn version_and_help() {
         parse_cli(["tsdb", "version"], &env),
         Ok(Command::Version)
     ));
+}
+
+#[test]
+fn inspect_wal_takes_a_dir_and_json_and_exits_2_on_usage_errors() {
+    let parse = |args: &[&str]| parse_cli(args.iter().copied(), &[]);
+    let Ok(Command::InspectWal { dir, json }) = parse(&["tsdb", "inspect-wal", "data/wal"]) else {
+        panic!("inspect-wal did not parse")
+    };
+    assert_eq!((dir.as_path(), json), (Path::new("data/wal"), false));
+    assert!(matches!(
+        parse(&["tsdb", "inspect-wal", "--json", "data/wal/0"]),
+        Ok(Command::InspectWal { json: true, .. })
+    ));
+    // Without a directory, or with an unknown flag: a usage error, exit code 2.
+    for bad in [
+        &["tsdb", "inspect-wal"][..],
+        &["tsdb", "inspect-wal", "d", "--repair"],
+    ] {
+        let Err(ConfigError::Clap(e)) = parse(bad) else {
+            panic!("{bad:?} parsed")
+        };
+        assert_eq!(e.exit_code(), 2, "{bad:?}");
+    }
+    let Err(ConfigError::Clap(e)) = parse(&["tsdb", "inspect-wal", "--help"]) else {
+        panic!()
+    };
+    let help = e.to_string();
+    assert!(
+        help.contains("0 = the WAL is clean") && help.contains("1 = damage"),
+        "{help}"
+    );
 }
 
 #[test]

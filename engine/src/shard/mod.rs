@@ -5,14 +5,18 @@
 //! - [`append`]: group commit of writes.
 //! - [`read`]: selects, series and label look-ups.
 //! - [`flush`]: persisting the head into a block.
+//! - [`damage`]: setting aside a block found damaged while it is read.
+//! - [`reshard`]: turning the WALs of a previous shard count into blocks on start.
 //!
 //! **Architecture Invariant:** the loop handles one request at a time; appends that
 //! are waiting together share one WAL write and one sync (group commit).
 
 mod append;
+mod damage;
 mod flush;
 mod open;
 mod read;
+mod reshard;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -30,6 +34,7 @@ use crate::wal::SyncMode;
 use crate::wal::writer::WalWriter;
 
 pub use open::{prepare_data_dir, prepare_data_dir_in};
+pub use reshard::migrate_wal;
 
 /// Everything a shard needs to know from configuration.
 #[derive(Clone, Debug)]
@@ -218,7 +223,8 @@ impl<S: Storage> Shard<S> {
                 max_time_ms,
                 reply,
             } => {
-                let _ = reply.send(self.select(&matchers, min_time_ms, max_time_ms));
+                let result = self.select(&matchers, min_time_ms, max_time_ms);
+                let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
             }
             ShardRequest::Series {
                 matcher_sets,
@@ -258,7 +264,8 @@ impl<S: Storage> Shard<S> {
                 let _ = reply.send(self.flush().await);
             }
             ShardRequest::Compact { reply } => {
-                let _ = reply.send(self.compact_now());
+                let result = self.compact_now();
+                let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
             }
             ShardRequest::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));

@@ -53,12 +53,13 @@ pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()
             metas.push((path, meta));
         }
     }
+    // Sources are ULIDs, unique across shards, so the check ignores `shard`: after a
+    // shard-count change one shard may merge blocks that different shards wrote.
     for (path, meta) in &metas {
         let own: HashSet<&String> = meta.compaction.sources.iter().collect();
         let replaced = metas.iter().any(|(p, other)| {
             p != path
                 && other.compaction.level > meta.compaction.level
-                && other.shard == meta.shard
                 && !own.is_empty()
                 && own.iter().all(|s| other.compaction.sources.contains(s))
         });
@@ -102,14 +103,22 @@ fn open_blocks(storage: &impl Storage, cfg: &ShardConfig) -> Result<Vec<Block>> 
         }
         match Block::open_in(storage, &path) {
             Ok(b) => blocks.push(b),
-            Err(e) => set_aside(storage, &path, &e),
+            Err(e) => {
+                set_aside(storage, &path, &e);
+            }
         }
     }
     blocks.sort_by_key(|b| b.meta().min_time);
     Ok(blocks)
 }
 
-fn set_aside(storage: &impl Storage, path: &Path, e: &Error) {
+/// Renames a block that cannot be read to `<ULID>.broken` with an error line; returns
+/// the new path, or `None` when even the rename failed (the block is then skipped).
+pub(super) fn set_aside(
+    storage: &impl Storage,
+    path: &Path,
+    e: &Error,
+) -> Option<std::path::PathBuf> {
     let broken = path.with_file_name(format!(
         "{}{}",
         path.file_name()
@@ -118,18 +127,24 @@ fn set_aside(storage: &impl Storage, path: &Path, e: &Error) {
         layout::BROKEN_SUFFIX
     ));
     match storage.rename(path, &broken) {
-        Ok(()) => tracing::error!(
-            block = %path.display(),
-            moved_to = %broken.display(),
-            error = %e,
-            "cannot read block: set aside, not deleted; the rest is served"
-        ),
-        Err(re) => tracing::error!(
-            block = %path.display(),
-            error = %e,
-            rename_error = %re,
-            "cannot read block and cannot set it aside; it is skipped"
-        ),
+        Ok(()) => {
+            tracing::error!(
+                block = %path.display(),
+                moved_to = %broken.display(),
+                error = %e,
+                "cannot read block: set aside, not deleted; the rest is served"
+            );
+            Some(broken)
+        }
+        Err(re) => {
+            tracing::error!(
+                block = %path.display(),
+                error = %e,
+                rename_error = %re,
+                "cannot read block and cannot set it aside; it is skipped"
+            );
+            None
+        }
     }
 }
 
@@ -191,7 +206,13 @@ impl<S: Storage> Shard<S> {
                                     head.append(id, s);
                                     samples += 1;
                                 }
-                                None => unknown += 1,
+                                None => {
+                                    // A ref whose series record was lost: never hand it
+                                    // out again, or its orphaned samples would join a
+                                    // new series on the next replay.
+                                    next_ref = next_ref.max(r + 1);
+                                    unknown += 1;
+                                }
                             }
                         }
                     }

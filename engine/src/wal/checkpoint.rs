@@ -22,12 +22,22 @@ pub fn read(dir: &Path) -> u64 {
 
 /// [`read`] on any storage.
 pub fn read_in(storage: &impl Storage, dir: &Path) -> u64 {
-    storage
+    let Some(text) = storage
         .read(&dir.join(FILE))
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+    else {
+        return 0;
+    };
+    text.trim().parse().unwrap_or_else(|_| {
+        // `tsdb inspect-wal` reports the same file as damage.
+        tracing::warn!(
+            dir = %dir.display(),
+            content = ?text,
+            "WAL checkpoint is not a segment number: ignored, every segment is replayed"
+        );
+        0
+    })
 }
 
 /// Durably records that segments below `first_needed` are obsolete.

@@ -6,13 +6,17 @@
 //! - [`writer`]: appends grouped records through io_uring and syncs them.
 //! - [`reader`]: reads segments back on start, repairing a torn tail.
 //! - [`checkpoint`]: which segments a flushed block has made obsolete.
+//! - [`inspect`]: the read-only report of `tsdb inspect-wal`.
+//! - [`shard_count`]: the shard count the WAL root was written with.
 //!
 //! See `engine/docs/format/wal.md` for the byte layout and the crash analysis.
 
 pub mod checkpoint;
+pub mod inspect;
 pub mod reader;
 pub mod record;
 pub mod segment;
+pub mod shard_count;
 pub mod writer;
 
 /// When the WAL is synced to stable storage.

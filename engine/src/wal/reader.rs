@@ -4,7 +4,10 @@
 //! record that is torn, zero-filled or corrupt ends the log: the file is truncated
 //! there and a warn line says how many bytes were dropped. In an earlier segment a bad
 //! record stops that segment's replay with an error line (the bytes are left on disk for
-//! inspection) and replay goes on with the next segment.
+//! inspection) and replay goes on with the next segment. A segment whose header names
+//! another shard is never truncated, wherever it is: it is not this shard's to cut. A
+//! gap in the segment numbers (a missing middle segment) is damage too, logged with
+//! an error line; its bytes are gone, so `bytes_dropped` is 0 (unknown).
 
 use std::path::Path;
 
@@ -73,7 +76,22 @@ pub fn replay_in(
         .collect();
     let mut stats = ReplayStats::default();
     let last_index = segments.len().saturating_sub(1);
+    let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
+    let mut gaps = missing_segments(&seqs, first_seq).into_iter().peekable();
     for (i, seg) in segments.iter().enumerate() {
+        while let Some(gap) = gaps.next_if(|g| g.before_seq <= seg.seq) {
+            if repair == Repair::TruncateTail {
+                tracing::error!(
+                    shard,
+                    segment = %gap.damage.segment,
+                    offset = gap.damage.offset,
+                    bytes_dropped = gap.damage.bytes_dropped,
+                    reason = %gap.damage.reason,
+                    "missing WAL segment: its records are lost; later segments are still replayed"
+                );
+            }
+            stats.damage.push(gap.damage);
+        }
         stats.segments += 1;
         stats.last_seq = Some(seg.seq);
         let buf = storage
@@ -83,7 +101,7 @@ pub fn replay_in(
         let is_last = i == last_index;
         let name = layout::segment_name(seg.seq);
         if let Some(d) = read_segment(&buf, shard, &name, &mut stats, &mut on_record) {
-            let truncated = is_last && repair == Repair::TruncateTail;
+            let truncated = is_last && repair == Repair::TruncateTail && !is_foreign(&d);
             let damage = Damage { truncated, ..d };
             if truncated {
                 storage.truncate(&seg.path, damage.offset).map_err(|e| {
@@ -120,8 +138,57 @@ pub fn replay_in(
     Ok(stats)
 }
 
+/// A gap in a shard's segment numbers, reported before segment `before_seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub before_seq: u64,
+    pub damage: Damage,
+}
+
+/// The gaps in `seqs` (ascending segment numbers, all at or above `first_seq`): a
+/// segment below the first one present but at or above the checkpoint (`first_seq`, or
+/// 1 with no checkpoint), or a jump between two neighbours. One [`Damage`] per gap,
+/// naming its first missing segment; the reason says how many are missing.
+pub fn missing_segments(seqs: &[u64], first_seq: u64) -> Vec<Gap> {
+    let mut out = Vec::new();
+    let mut expected = first_seq.max(1);
+    for &seq in seqs {
+        if seq > expected {
+            let missing = seq - expected;
+            let reason = if missing == 1 {
+                format!("segment {} is missing", layout::segment_name(expected))
+            } else {
+                format!(
+                    "segments {}..={} are missing ({missing} segments)",
+                    layout::segment_name(expected),
+                    layout::segment_name(seq - 1)
+                )
+            };
+            out.push(Gap {
+                before_seq: seq,
+                damage: Damage {
+                    segment: layout::segment_name(expected),
+                    offset: 0,
+                    bytes_dropped: 0,
+                    reason,
+                    truncated: false,
+                },
+            });
+        }
+        expected = expected.max(seq + 1);
+    }
+    out
+}
+
+/// Whether the damage is a segment that belongs to another shard.
+fn is_foreign(d: &Damage) -> bool {
+    d.offset == 0 && d.reason.starts_with(FOREIGN_PREFIX)
+}
+
+const FOREIGN_PREFIX: &str = "segment belongs to shard";
+
 /// Reads the records of one segment; returns the damage that ended it early, if any.
-fn read_segment(
+pub(crate) fn read_segment(
     buf: &[u8],
     shard: u32,
     name: &str,
@@ -135,12 +202,18 @@ fn read_segment(
         reason,
         truncated: false,
     };
+    // A crash between creating a segment and writing its header leaves an empty
+    // file: nothing was written to it, so nothing is lost. (A torn header in the last
+    // segment is truncated to this state, so it is reported once, not on every start.)
+    if buf.is_empty() {
+        return None;
+    }
     match segment::parse_header(buf) {
         Ok(owner) if owner == shard => {}
         Ok(owner) => {
             return Some(damage(
                 0,
-                format!("segment belongs to shard {owner}, not shard {shard}"),
+                format!("{FOREIGN_PREFIX} {owner}, not shard {shard}"),
             ));
         }
         Err(reason) => return Some(damage(0, reason)),
@@ -251,5 +324,51 @@ mod tests {
         assert_eq!(stats.damage.len(), 2);
         assert!(stats.damage[1].reason.contains("belongs to shard 1"));
         assert!(!stats.damage.iter().any(|d| d.truncated));
+    }
+
+    #[test]
+    fn a_foreign_last_segment_is_never_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        let foreign = write_segment(d.path(), 2, 1, &samples_record(4));
+        let before = std::fs::read(&foreign).unwrap();
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!(n, 3);
+        assert_eq!(stats.damage.len(), 1);
+        assert!(!stats.damage[0].truncated);
+        assert_eq!(stats.damage[0].bytes_dropped, before.len() as u64);
+        assert_eq!(std::fs::read(&foreign).unwrap(), before);
+    }
+
+    #[test]
+    fn a_missing_middle_segment_is_damage() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        write_segment(d.path(), 4, 0, &samples_record(4));
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!(n, 7);
+        assert_eq!(stats.damage.len(), 1);
+        let gap = &stats.damage[0];
+        assert_eq!((gap.segment.as_str(), gap.offset), ("00000002", 0));
+        assert!(gap.reason.contains("00000002..=00000003"), "{}", gap.reason);
+        // Below the checkpoint nothing is expected; at it, a missing first segment is.
+        assert!(missing_segments(&[4], 4).is_empty());
+        assert_eq!(missing_segments(&[5, 6], 4)[0].damage.segment, "00000004");
+        assert_eq!(missing_segments(&[2, 3], 0)[0].damage.segment, "00000001");
+    }
+
+    #[test]
+    fn a_torn_header_is_reported_once() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        let torn = d.path().join(layout::segment_name(2));
+        std::fs::write(&torn, &segment::header(0)[..7]).unwrap();
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (3, 1));
+        assert_eq!(std::fs::metadata(&torn).unwrap().len(), 0);
+        // The writer then starts segment 3; the empty segment 2 is no damage.
+        write_segment(d.path(), 3, 0, &samples_record(2));
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (5, 0), "{:?}", stats.damage);
     }
 }
