@@ -28,7 +28,7 @@
 //! When every directory is done, `wal/shards` is written with the new count.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::block;
 use crate::error::{Error, IoContext, Result};
@@ -69,7 +69,12 @@ pub fn migrate_wal_in(
         let stale = recorded != Some(shards) || *old >= shards;
         if stale || exists(storage, &dir.join(layout::WAL_MIGRATING_FILE)) {
             migrate_one(
-                storage, clock, data_dir, wal_root, dir, *old, recorded, shards,
+                storage,
+                clock,
+                data_dir,
+                wal_root,
+                (dir, *old),
+                Counts { recorded, shards },
             )?;
         }
     }
@@ -155,17 +160,26 @@ fn replay_by_owner(storage: &impl Storage, dir: &Path, old: u32, shards: u32) ->
     Ok(Replayed { heads, samples })
 }
 
-/// Steps 1–5 for one old shard WAL directory.
+/// The shard counts a migration goes between.
+#[derive(Clone, Copy)]
+struct Counts {
+    /// What `wal/shards` says, if it exists.
+    recorded: Option<u32>,
+    /// `--shards` now.
+    shards: u32,
+}
+
+/// Steps 1–5 for one old shard WAL directory, `old_wal` = (its path, its shard).
 fn migrate_one(
     storage: &impl Storage,
     clock: &dyn Clock,
     data_dir: &Path,
     wal_root: &Path,
-    dir: &Path,
-    old: u32,
-    recorded: Option<u32>,
-    shards: u32,
+    old_wal: (&Path, u32),
+    counts: Counts,
 ) -> Result<()> {
+    let (dir, old) = old_wal;
+    let Counts { recorded, shards } = counts;
     let marker = dir.join(layout::WAL_MIGRATING_FILE);
     let mut plan = read_plan(storage, &marker)?;
     let blocks_dir = layout::blocks_dir(data_dir);
@@ -263,7 +277,7 @@ fn read_plan(storage: &impl Storage, marker: &Path) -> Result<Option<Vec<(u32, S
 fn write_plan(
     storage: &impl Storage,
     dir: &Path,
-    marker: &PathBuf,
+    marker: &Path,
     plan: &[(u32, String)],
 ) -> Result<()> {
     let tmp = dir.join(format!(
