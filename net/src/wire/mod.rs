@@ -145,10 +145,18 @@ pub(crate) fn at_line(line_no: usize, err: WireError) -> WireError {
 /// Collects the samples of one request, merging samples of the same series into one
 /// [`SeriesSamples`] so that the engine looks each series up once per request. The
 /// series limit is checked as series are added, so a huge request fails early.
+///
+/// What the batch decodes to (label names and values of each new series, 16 bytes per
+/// sample) is charged against `decoded_body_bytes_max` too: one line-protocol line fans
+/// out into a series per field, each repeating the measurement and every tag, so
+/// without a budget a 1 MiB body of one long tag set and many fields decodes into
+/// gigabytes. The other formats decode to about their own size and never reach it.
 #[derive(Default)]
 pub(crate) struct BatchBuilder {
     index: HashMap<Labels, usize>,
     series: Vec<SeriesSamples>,
+    /// Bytes decoded so far: label names and values of each series, and samples.
+    decoded_bytes: usize,
 }
 
 impl BatchBuilder {
@@ -164,8 +172,9 @@ impl BatchBuilder {
             .and_then(|&i| self.series.get_mut(i))
         {
             series.samples.push(sample);
-            return Ok(());
+            return self.charge(size_of::<Sample>(), limits);
         }
+        self.charge(label_bytes(&labels) + size_of::<Sample>(), limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples {
             labels,
@@ -181,22 +190,42 @@ impl BatchBuilder {
         samples: Vec<Sample>,
         limits: &IngestLimits,
     ) -> Result<(), WireError> {
+        let samples_bytes = samples.len() * size_of::<Sample>();
         if let Some(series) = self
             .index
             .get(&labels)
             .and_then(|&i| self.series.get_mut(i))
         {
             series.samples.extend(samples);
-            return Ok(());
+            return self.charge(samples_bytes, limits);
         }
+        self.charge(label_bytes(&labels) + samples_bytes, limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples { labels, samples });
         check_series_count(&self.series, limits)
     }
 
+    fn charge(&mut self, bytes: usize, limits: &IngestLimits) -> Result<(), WireError> {
+        self.decoded_bytes = self.decoded_bytes.saturating_add(bytes);
+        if self.decoded_bytes > limits.decoded_body_bytes_max {
+            return Err(WireError::Limit {
+                limit: "decoded_body_size",
+                message: format!(
+                    "request decodes to more than {} bytes of series and samples, the limit (limits.max_decoded_body_size)",
+                    limits.decoded_body_bytes_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn finish(self) -> Vec<SeriesSamples> {
         self.series
     }
+}
+
+fn label_bytes(labels: &Labels) -> usize {
+    labels.iter().map(|l| l.name.len() + l.value.len()).sum()
 }
 
 /// A seeded generator of malformed inputs for the parsers' robustness tests: each
