@@ -7,6 +7,7 @@
 pub mod exposition;
 pub mod json_lines;
 pub mod line_protocol;
+mod proto_size;
 pub mod remote_read;
 pub mod remote_write;
 
