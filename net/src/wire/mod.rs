@@ -147,16 +147,16 @@ pub(crate) fn at_line(line_no: usize, err: WireError) -> WireError {
 /// [`SeriesSamples`] so that the engine looks each series up once per request. The
 /// series limit is checked as series are added, so a huge request fails early.
 ///
-/// What the batch decodes to (label names and values of each new series, 16 bytes per
-/// sample) is charged against `decoded_body_bytes_max` too: one line-protocol line fans
-/// out into a series per field, each repeating the measurement and every tag, so
-/// without a budget a 1 MiB body of one long tag set and many fields decodes into
-/// gigabytes. The other formats decode to about their own size and never reach it.
+/// The memory the batch holds (each new series' labels, kept twice, and its samples)
+/// is charged against `decoded_body_bytes_max` too: one line-protocol line fans out
+/// into a series per field, each repeating the measurement and every tag, so without a
+/// budget a 1 MiB body of one long tag set and many fields decodes into gigabytes.
+/// Bodies as clients send them hold a few times their size.
 #[derive(Default)]
 pub(crate) struct BatchBuilder {
     index: HashMap<Labels, usize>,
     series: Vec<SeriesSamples>,
-    /// Bytes decoded so far: label names and values of each series, and samples.
+    /// Bytes held: each series' labels in `index` and `series`, and the samples.
     decoded_bytes: usize,
 }
 
@@ -175,7 +175,7 @@ impl BatchBuilder {
             series.samples.push(sample);
             return self.charge(size_of::<Sample>(), limits);
         }
-        self.charge(label_bytes(&labels) + size_of::<Sample>(), limits)?;
+        self.charge(2 * labels.mem_bytes() + size_of::<Sample>(), limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples {
             labels,
@@ -200,7 +200,7 @@ impl BatchBuilder {
             series.samples.extend(samples);
             return self.charge(samples_bytes, limits);
         }
-        self.charge(label_bytes(&labels) + samples_bytes, limits)?;
+        self.charge(2 * labels.mem_bytes() + samples_bytes, limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples { labels, samples });
         check_series_count(&self.series, limits)
@@ -212,7 +212,7 @@ impl BatchBuilder {
             return Err(WireError::Limit {
                 limit: "decoded_body_size",
                 message: format!(
-                    "request decodes to more than {} bytes of series and samples, the limit (limits.max_decoded_body_size)",
+                    "request decodes to series and samples taking more than {} bytes, the limit (limits.max_decoded_body_size)",
                     limits.decoded_body_bytes_max
                 ),
             });
@@ -223,10 +223,6 @@ impl BatchBuilder {
     pub(crate) fn finish(self) -> Vec<SeriesSamples> {
         self.series
     }
-}
-
-fn label_bytes(labels: &Labels) -> usize {
-    labels.iter().map(|l| l.name.len() + l.value.len()).sum()
 }
 
 /// A seeded generator of malformed inputs for the parsers' robustness tests: each
