@@ -68,11 +68,11 @@ fn check_tokens(query: &str) -> Result<(), String> {
                 }
             }
             T_NUMBER => {
-                let is_duration = match (prev, prev2) {
-                    (Some(T_LEFT_BRACKET | T_COLON | T_OFFSET), _) => true,
-                    (Some(T_ADD | T_SUB), Some(T_OFFSET)) => true,
-                    _ => false,
-                };
+                let is_duration = matches!(
+                    (prev, prev2),
+                    (Some(T_LEFT_BRACKET | T_COLON | T_OFFSET), _)
+                        | (Some(T_ADD | T_SUB), Some(T_OFFSET))
+                );
                 if is_duration {
                     let text = lexer.span_str(lexeme.span());
                     check_number_duration(text)?;
