@@ -3,7 +3,8 @@
 //! It owns the data model ([`model`]), the write-ahead log ([`wal`]), the in-memory
 //! head ([`head`]), the compressed chunk encoding ([`chunk`]), immutable on-disk
 //! blocks ([`block`]), compaction and retention ([`compact`]), and the per-core shard
-//! with the mesh of bounded channels between shards ([`shard`], [`mesh`]).
+//! with the mesh of bounded channels between shards ([`shard`], [`mesh`]). [`fuzz`]
+//! holds the fuzz entry points of its decoders of on-disk bytes.
 //!
 //! **Architecture Invariant:** this crate knows nothing about HTTP, JSON wire formats
 //! or protobuf; `tsdb-net` depends on it, never the reverse.
@@ -12,6 +13,7 @@ pub mod block;
 pub mod chunk;
 pub mod compact;
 pub mod error;
+pub mod fuzz;
 pub mod head;
 pub mod layout;
 pub mod limits;
