@@ -7,6 +7,8 @@
 //!   `engine/src/storage` (the query evaluator's deadlines aside).
 //! - Every Rust file starts with a `//!` comment; no `#[ignore]`, `#[should_panic]` or
 //!   `dbg!`; `unsafe` only with a `// SAFETY:` comment.
+//! - Every fuzz harness has a cargo-fuzz target and a seeded test, and PromQL text
+//!   reaches promql-parser only through the engine's checked `promql::parse`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -35,7 +37,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn all_rust_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["src", "engine", "net", "bench", "tests"] {
+    for dir in ["src", "engine", "net", "bench", "tests", "fuzz"] {
         rust_files(&root().join(dir), &mut out);
     }
     out
@@ -193,5 +195,76 @@ fn files_stay_a_readable_size() {
     for f in all_rust_files() {
         let lines = std::fs::read_to_string(&f).unwrap().lines().count();
         assert!(lines <= 1200, "{} has {lines} lines; split it", f.display());
+    }
+}
+
+/// The harnesses of a fuzz module: its `pub fn name(data: &[u8])`.
+fn fuzz_harnesses(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("pub fn "))
+        .filter_map(|l| l.strip_suffix("(data: &[u8]) {"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_fuzz_harness_has_a_target_and_a_seeded_test() {
+    let manifest = std::fs::read_to_string(root().join("fuzz/Cargo.toml")).unwrap();
+    let mut all = Vec::new();
+    for (krate, harness_file, test_file) in [
+        ("tsdb_engine", "engine/src/fuzz.rs", "engine/tests/fuzz.rs"),
+        ("tsdb_net", "net/src/fuzz.rs", "net/tests/fuzz.rs"),
+    ] {
+        let harnesses = fuzz_harnesses(harness_file);
+        assert!(!harnesses.is_empty(), "no harness in {harness_file}");
+        let tests = std::fs::read_to_string(root().join(test_file)).unwrap();
+        for name in harnesses {
+            let target = root().join(format!("fuzz/fuzz_targets/{name}.rs"));
+            let text = std::fs::read_to_string(&target)
+                .unwrap_or_else(|e| panic!("{krate}::fuzz::{name} has no cargo-fuzz target: {e}"));
+            assert!(
+                text.contains(&format!("{krate}::fuzz::{name}(data)")),
+                "{} does not call {krate}::fuzz::{name}",
+                target.display()
+            );
+            assert!(
+                manifest.contains(&format!(
+                    "name = \"{name}\"\npath = \"fuzz_targets/{name}.rs\""
+                )),
+                "fuzz/Cargo.toml has no [[bin]] for {name}"
+            );
+            assert!(
+                tests.contains(&format!("name: \"{name}\",\n        run: fuzz::{name},")),
+                "{test_file} does not run {name} in a seeded loop"
+            );
+            all.push(name);
+        }
+    }
+    for entry in std::fs::read_dir(root().join("fuzz/fuzz_targets")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(all.contains(&stem), "{} calls no harness", path.display());
+    }
+    assert_eq!(
+        manifest.matches("[[bin]]").count(),
+        all.len(),
+        "fuzz/Cargo.toml has targets without a harness"
+    );
+}
+
+#[test]
+fn promql_text_is_parsed_only_through_the_checked_entry_point() {
+    let allowed = root().join("engine/src/promql/parse.rs");
+    for f in all_rust_files() {
+        if f == allowed || f == root().join("tests/tidy.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("promql_parser::parser::parse("),
+            "{} parses PromQL without tsdb_engine::promql::parse",
+            f.display()
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! head ([`head`]), the compressed chunk encoding ([`chunk`]), immutable on-disk
 //! blocks ([`block`]), compaction and retention ([`compact`]), and the per-core shard
 //! with the mesh of bounded channels between shards ([`shard`], [`mesh`]). Every file
-//! and clock it touches goes through [`storage`].
+//! and clock it touches goes through [`storage`]. [`fuzz`] holds the fuzz entry points
+//! of its decoders of on-disk bytes.
 //!
 //! **Architecture Invariant:** this crate knows nothing about HTTP, JSON wire formats
 //! or protobuf; `tsdb-net` depends on it, never the reverse.
@@ -13,6 +14,7 @@ pub mod block;
 pub mod chunk;
 pub mod compact;
 pub mod error;
+pub mod fuzz;
 pub mod head;
 pub mod layout;
 pub mod limits;

@@ -34,6 +34,16 @@ pub const SAMPLES_PER_RECORD_MAX: usize = 256 * 1024;
 /// Series in one WAL series record.
 pub const SERIES_PER_RECORD_MAX: usize = 16 * 1024;
 
+/// How deep a PromQL query may nest brackets (`(`, `[`, `{`). The parser and the
+/// evaluator recurse once per level: at this depth a query of nested subqueries needs
+/// well under a shard thread's 2 MiB stack, which a few thousand levels overflow.
+pub const PROMQL_NESTING_MAX: usize = 64;
+
+/// Operators one PromQL query may hold. promql-parser checks each operator's operands
+/// by walking them again, so parsing a chain of n operators costs O(n²) and recurses n
+/// deep: 16,000 of them took seconds. At this bound parsing takes milliseconds.
+pub const PROMQL_OPERATORS_MAX: usize = 512;
+
 /// The smallest WAL segment size we accept from configuration.
 pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 

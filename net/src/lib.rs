@@ -5,6 +5,7 @@
 //! **Architecture Invariant:** net never opens a file; everything on disk goes through
 //! `tsdb-engine`.
 
+pub mod fuzz;
 pub mod http;
 pub mod params;
 pub mod render;

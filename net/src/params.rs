@@ -245,8 +245,8 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Parses one `match[]` selector into its matcher sets (one set, or several with
 /// `or`). The selector must be a plain instant-vector selector.
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(s)
-        .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+    let expr =
+        tsdb_engine::promql::parse(s).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!(
             "invalid parameter \"match[]\": {s:?} is not a series selector"

@@ -14,7 +14,7 @@
 
 mod buf;
 mod chunks;
-mod index;
+pub(crate) mod index;
 pub mod meta;
 pub mod reader;
 pub mod writer;

@@ -10,9 +10,11 @@ mod binary;
 pub mod cases;
 mod eval;
 mod functions;
+mod parse;
 mod plan;
 mod value;
 
+pub use parse::parse;
 pub use value::go_format_f;
 
 use std::future::Future;

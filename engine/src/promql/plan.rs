@@ -238,7 +238,7 @@ pub(crate) fn plan(
     lookback_ms: i64,
 ) -> Result<Plan, QueryError> {
     super::functions::register_parser_extras();
-    let expr = promql_parser::parser::parse(query).map_err(QueryError::BadData)?;
+    let expr = super::parse(query).map_err(QueryError::BadData)?;
     let mut b = Builder {
         start_ms,
         end_ms,

@@ -182,7 +182,7 @@ fn parse_expr(p: &Params) -> Result<Expr, String> {
     if query.trim().is_empty() {
         return Err(EMPTY_QUERY_ERROR.into());
     }
-    promql_parser::parser::parse(query)
+    tsdb_engine::promql::parse(query)
 }
 
 /// Whether `expr` selects any series (Prometheus' `parser.ExtractSelectors` is
@@ -325,7 +325,7 @@ mod tests {
 
     #[test]
     fn selectors_are_found_anywhere() {
-        let has = |q: &str| has_selector(&promql_parser::parser::parse(q).unwrap());
+        let has = |q: &str| has_selector(&tsdb_engine::promql::parse(q).unwrap());
         assert!(has("up"));
         assert!(has("rate(x[5m])"));
         assert!(has("1 + sum(x)"));

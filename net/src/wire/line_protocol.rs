@@ -657,6 +657,30 @@ mod tests {
         ));
     }
 
+    /// Found by reading the fan-out the fuzz harness exercises: one line of a long
+    /// measurement and many fields decoded into a series per field, each repeating
+    /// the measurement, so memory grew with the product of the two.
+    #[test]
+    fn regression_fan_out_of_fields_is_charged_against_the_decoded_size() {
+        let fields: Vec<String> = (0..5_000).map(|i| format!("f{i}=1")).collect();
+        let long = format!("{} {}", "m".repeat(10_000), fields.join(","));
+        let short = format!("m {}", fields.join(","));
+        // Even at 64 times the body (the server allows 8 times the largest body).
+        let limits = |body: &str| IngestLimits {
+            decoded_body_bytes_max: 64 * body.len(),
+            ..IngestLimits::default()
+        };
+        // 5,000 series of a 10 kB name: 100 MB held for a 50 kB body.
+        let e = parse(long.as_bytes(), Precision::Ns, 0, &limits(&long)).unwrap_err();
+        assert!(
+            matches!(&e, WireError::Limit { limit: "decoded_body_size", message } if message.starts_with("line 1: ")),
+            "{e:?}"
+        );
+        // The same fields under a short name fit.
+        let got = parse(short.as_bytes(), Precision::Ns, 0, &limits(&long)).unwrap();
+        assert_eq!(got.len(), 5_000);
+    }
+
     #[test]
     fn mutated_bodies_never_panic() {
         let seeds: [&[u8]; 4] = [

@@ -7,6 +7,7 @@
 pub mod exposition;
 pub mod json_lines;
 pub mod line_protocol;
+mod proto_size;
 pub mod remote_read;
 pub mod remote_write;
 
@@ -145,10 +146,18 @@ pub(crate) fn at_line(line_no: usize, err: WireError) -> WireError {
 /// Collects the samples of one request, merging samples of the same series into one
 /// [`SeriesSamples`] so that the engine looks each series up once per request. The
 /// series limit is checked as series are added, so a huge request fails early.
+///
+/// The memory the batch holds (each new series' labels, kept twice, and its samples)
+/// is charged against `decoded_body_bytes_max` too: one line-protocol line fans out
+/// into a series per field, each repeating the measurement and every tag, so without a
+/// budget a 1 MiB body of one long tag set and many fields decodes into gigabytes.
+/// Bodies as clients send them hold a few times their size.
 #[derive(Default)]
 pub(crate) struct BatchBuilder {
     index: HashMap<Labels, usize>,
     series: Vec<SeriesSamples>,
+    /// Bytes held: each series' labels in `index` and `series`, and the samples.
+    decoded_bytes: usize,
 }
 
 impl BatchBuilder {
@@ -164,8 +173,9 @@ impl BatchBuilder {
             .and_then(|&i| self.series.get_mut(i))
         {
             series.samples.push(sample);
-            return Ok(());
+            return self.charge(size_of::<Sample>(), limits);
         }
+        self.charge(2 * labels.mem_bytes() + size_of::<Sample>(), limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples {
             labels,
@@ -181,17 +191,33 @@ impl BatchBuilder {
         samples: Vec<Sample>,
         limits: &IngestLimits,
     ) -> Result<(), WireError> {
+        let samples_bytes = samples.len() * size_of::<Sample>();
         if let Some(series) = self
             .index
             .get(&labels)
             .and_then(|&i| self.series.get_mut(i))
         {
             series.samples.extend(samples);
-            return Ok(());
+            return self.charge(samples_bytes, limits);
         }
+        self.charge(2 * labels.mem_bytes() + samples_bytes, limits)?;
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(SeriesSamples { labels, samples });
         check_series_count(&self.series, limits)
+    }
+
+    fn charge(&mut self, bytes: usize, limits: &IngestLimits) -> Result<(), WireError> {
+        self.decoded_bytes = self.decoded_bytes.saturating_add(bytes);
+        if self.decoded_bytes > limits.decoded_body_bytes_max {
+            return Err(WireError::Limit {
+                limit: "decoded_body_size",
+                message: format!(
+                    "request decodes to series and samples taking more than {} bytes, the limit (limits.max_decoded_body_size)",
+                    limits.decoded_body_bytes_max
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn finish(self) -> Vec<SeriesSamples> {

@@ -15,6 +15,7 @@ use tsdb_engine::limits::CHUNK_SAMPLES_MAX;
 use tsdb_engine::model::{Labels, Matcher};
 
 use super::WireError;
+use super::proto_size::{self, Field};
 pub use super::remote_write::{Label, Sample, TimeSeries};
 
 /// Bytes of chunk data and labels one stream frame aims at (a frame always holds at
@@ -152,8 +153,32 @@ pub enum ChunkEncoding {
     Histogram = 2,
 }
 
+/// The repeated messages of a `ReadRequest` and what each costs decoded (a packed
+/// `accepted_response_types` costs at most four bytes per byte and is not counted).
+const READ_REQUEST_FIELDS: &[Field] = &[Field {
+    tag: 1,
+    elem_bytes: size_of::<Query>(),
+    inner: &[
+        Field {
+            tag: 3,
+            elem_bytes: size_of::<LabelMatcher>(),
+            inner: &[],
+        },
+        Field {
+            tag: 4,
+            elem_bytes: 0,
+            inner: &[Field {
+                tag: 5,
+                elem_bytes: size_of::<String>(),
+                inner: &[],
+            }],
+        },
+    ],
+}];
+
 /// Decodes a request body: snappy block format around a protobuf `ReadRequest`. The
-/// decoded length is checked against `decoded_bytes_max` before decompressing.
+/// decoded length is checked against `decoded_bytes_max` before decompressing, and
+/// the structs the messages decode to before decoding them.
 pub fn decode_request(body: &[u8], decoded_bytes_max: usize) -> Result<ReadRequest, WireError> {
     let decoded_len = snap::raw::decompress_len(body)
         .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
@@ -168,6 +193,15 @@ pub fn decode_request(body: &[u8], decoded_bytes_max: usize) -> Result<ReadReque
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
+    // An empty `Query` is 2 bytes on the wire and a struct of over a hundred decoded.
+    if proto_size::struct_bytes(&raw, READ_REQUEST_FIELDS, decoded_bytes_max) > decoded_bytes_max {
+        return Err(WireError::Limit {
+            limit: "decoded_body_size",
+            message: format!(
+                "remote read body decodes to more than {decoded_bytes_max} bytes of messages, the limit (limits.max_decoded_body_size)"
+            ),
+        });
+    }
     ReadRequest::decode(raw.as_slice())
         .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))
 }
@@ -385,6 +419,26 @@ mod tests {
         snap::raw::Encoder::new()
             .compress_vec(&req.encode_to_vec())
             .unwrap()
+    }
+
+    /// Found by the `remote_read` fuzz target's allocation bound: empty queries and
+    /// matchers (two bytes each on the wire) decode to structs dozens of times larger.
+    #[test]
+    fn regression_empty_messages_count_against_the_decoded_size() {
+        for message in [&[0x0a, 0x00][..], &[0x0a, 0x02, 0x1a, 0x00]] {
+            let raw: Vec<u8> = message.iter().copied().cycle().take(1 << 20).collect();
+            let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+            let err = decode_request(&body, 2 << 20).unwrap_err();
+            assert!(
+                matches!(&err, WireError::Limit { limit: "decoded_body_size", message } if message.contains("messages")),
+                "{err:?}"
+            );
+        }
+        // A real request's structs are within its limit.
+        let body = compress(&request(vec![1]));
+        let struct_bytes = size_of::<Query>() + 2 * size_of::<LabelMatcher>();
+        assert!(decode_request(&body, struct_bytes).is_ok());
+        assert!(decode_request(&body, struct_bytes - 1).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use prost::Message;
 use tsdb_engine::model::{self, SeriesSamples};
 
+use super::proto_size::{self, Field};
 use super::{IngestLimits, WireError, build_labels, check_series_count};
 
 /// `prometheus.WriteRequest`.
@@ -60,6 +61,31 @@ pub struct MetricMetadata {
     pub unit: String,
 }
 
+/// The repeated messages of a `WriteRequest` and what each costs decoded.
+const WRITE_REQUEST_FIELDS: &[Field] = &[
+    Field {
+        tag: 1,
+        elem_bytes: size_of::<TimeSeries>(),
+        inner: &[
+            Field {
+                tag: 1,
+                elem_bytes: size_of::<Label>(),
+                inner: &[],
+            },
+            Field {
+                tag: 2,
+                elem_bytes: size_of::<Sample>(),
+                inner: &[],
+            },
+        ],
+    },
+    Field {
+        tag: 3,
+        elem_bytes: size_of::<MetricMetadata>(),
+        inner: &[],
+    },
+];
+
 /// Decodes a remote_write body: snappy *block* format (not the framed stream format),
 /// as Prometheus sends it, around a protobuf `WriteRequest`.
 ///
@@ -81,6 +107,19 @@ pub fn decode(body: &[u8], limits: &IngestLimits) -> Result<Vec<SeriesSamples>, 
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
+    // Messages cost more decoded than on the wire (an empty `TimeSeries` is 2 bytes
+    // and a 48-byte struct), so their structs count against the same limit.
+    let struct_bytes =
+        proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, limits.decoded_body_bytes_max);
+    if struct_bytes > limits.decoded_body_bytes_max {
+        return Err(WireError::Limit {
+            limit: "decoded_body_size",
+            message: format!(
+                "remote_write body decodes to more than {} bytes of messages, the limit (limits.max_decoded_body_size)",
+                limits.decoded_body_bytes_max
+            ),
+        });
+    }
     let request = WriteRequest::decode(raw.as_slice())
         .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))?;
     drop(raw);
@@ -277,11 +316,25 @@ mod tests {
                 ..
             }
         ));
+        // Past the decompressed length, the decoded messages count: here a
+        // `TimeSeries`, a `Label` and a `Sample`.
+        let message_bytes = size_of::<TimeSeries>() + size_of::<Label>() + size_of::<Sample>();
         let limits = IngestLimits {
-            decoded_body_bytes_max: decoded_len,
+            decoded_body_bytes_max: message_bytes.max(decoded_len),
             ..IngestLimits::default()
         };
         assert!(decode(&body, &limits).is_ok());
+        let limits = IngestLimits {
+            decoded_body_bytes_max: message_bytes - 1,
+            ..IngestLimits::default()
+        };
+        assert!(matches!(
+            decode(&body, &limits),
+            Err(WireError::Limit {
+                limit: "decoded_body_size",
+                ..
+            })
+        ));
 
         // A 6-byte body claiming a 3.75 GiB payload is refused by its header alone.
         let err = decode(b"\x80\x80\x80\x80\x0f\x00", &IngestLimits::default()).unwrap_err();
@@ -339,6 +392,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// Found by the `remote_write` fuzz target's allocation bound: 16 MiB of empty
+    /// `TimeSeries` (two bytes each on the wire, a 48-byte struct decoded) made prost
+    /// hold 450 MB, and empty labels 1 GB, for a 790 kB body.
+    #[test]
+    fn regression_empty_messages_count_against_the_decoded_size() {
+        let limits = IngestLimits {
+            decoded_body_bytes_max: 4 << 20,
+            ..IngestLimits::default()
+        };
+        for message in [&[0x0a, 0x00][..], &[0x0a, 0x02, 0x0a, 0x00]] {
+            let raw: Vec<u8> = message.iter().copied().cycle().take(2 << 20).collect();
+            let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+            let err = decode(&body, &limits).unwrap_err();
+            assert!(
+                matches!(&err, WireError::Limit { limit: "decoded_body_size", message } if message.contains("messages")),
+                "{err:?}"
+            );
+        }
+        // A request of the same decoded size carrying samples is decoded.
+        let req = request(
+            (0..20_000)
+                .map(|i| series(&[("__name__", "up"), ("i", &i.to_string())], &[(i, 1.0)]))
+                .collect(),
+        );
+        assert_eq!(decode(&encode(&req), &limits).unwrap().len(), 20_000);
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! cargo-fuzz target: `tsdb_net::fuzz::promql`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tsdb_net::fuzz::promql(data));
