@@ -9,6 +9,7 @@
 //! or protobuf; `tsdb-net` depends on it, never the reverse.
 
 pub mod block;
+pub mod cardinality;
 pub mod chunk;
 pub mod compact;
 pub mod error;
@@ -21,5 +22,5 @@ pub mod promql;
 pub mod shard;
 pub mod wal;
 
-pub use error::{Error, Result};
+pub use error::{Error, ReadOnlyCause, Result};
 pub use model::{Label, Labels, MatchOp, Matcher, Sample, SeriesSamples};

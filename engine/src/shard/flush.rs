@@ -47,7 +47,7 @@ impl Shard {
         let block = match written {
             Ok(b) => b,
             Err(e) => {
-                self.poison(format!("writing block {ulid} failed: {e}"));
+                self.block_write_failed(&ulid, &e);
                 return Err(e);
             }
         };

@@ -209,6 +209,7 @@ impl Shard {
             wal,
             next_ref,
             read_only: None,
+            writes: Default::default(),
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
