@@ -6,6 +6,8 @@
 //! `tsdb-engine`.
 
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod params;
 pub mod render;
 pub mod routes;
