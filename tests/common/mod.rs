@@ -10,6 +10,8 @@
     reason = "test harness: a failed step should fail the test loudly"
 )]
 
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -125,6 +127,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("tsdb never became ready; output:\n{}", self.output());
+    }
+
+    /// The server process's id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn url(&self, path: &str) -> String {
