@@ -109,7 +109,7 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
         };
         if !ctx.metrics.open_connection(ctx.max_connections) {
             ctx.core_metrics().limit_hit(Limit::Connections);
-            monoio::spawn(refuse_connection(stream, ctx.max_connections));
+            monoio::spawn(refuse_connection(stream, ctx.clone()));
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -144,22 +144,41 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
     }
 }
 
-/// Answers a connection over `server.max_connections` with a 503 without reading its
-/// request, then lingers briefly reading what the client sends, so that closing does
-/// not reset the connection before the client has read the answer.
-async fn refuse_connection(mut stream: monoio::net::TcpStream, max_connections: u64) {
-    let body = render::error_body(
-        "unavailable",
-        &format!(
-            "too many open connections: the limit is {max_connections} (server.max_connections); retry later"
+/// Answers a connection over `server.max_connections` and closes it. The request
+/// head is awaited briefly: `/-/healthy` and `/-/ready` are still answered (a probe
+/// failing under client load would get a healthy server restarted); anything else,
+/// or nothing, gets a 503. Then the socket lingers, reading what the client sends, so
+/// that closing does not reset the connection before the client has read the answer.
+async fn refuse_connection(mut stream: monoio::net::TcpStream, ctx: Rc<Ctx>) {
+    let first =
+        monoio::time::timeout(REFUSED_CONNECTION_LINGER, stream.read(vec![0u8; 1024])).await;
+    let probe = match &first {
+        Ok((Ok(n), buf)) => request_path(buf.get(..*n).unwrap_or_default())
+            .and_then(|path| routes::probe(&ctx, path)),
+        _ => None,
+    };
+    let answer = match probe {
+        Some((status, body)) => format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
         ),
-    );
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: {SHED_RETRY_AFTER_SECONDS}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
+        None => {
+            let body = render::error_body(
+                "unavailable",
+                &format!(
+                    "too many open connections: the limit is {} (server.max_connections); retry later",
+                    ctx.max_connections
+                ),
+            );
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nretry-after: {SHED_RETRY_AFTER_SECONDS}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
     let (written, _) = stream.write_all(answer.into_bytes()).await;
     if written.is_err() {
         return;
@@ -176,6 +195,17 @@ async fn refuse_connection(mut stream: monoio::net::TcpStream, max_connections: 
         }
     };
     let _ = monoio::time::timeout(REFUSED_CONNECTION_LINGER, drain).await;
+}
+
+/// The path of a `GET` request line at the start of `head`, if it is one.
+fn request_path(head: &[u8]) -> Option<&str> {
+    let line = head.split(|&b| b == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(target)) => Some(target.split('?').next().unwrap_or(target)),
+        _ => None,
+    }
 }
 
 /// Whether a path is exempt from the in-flight request bound: probes and scrapes

@@ -25,6 +25,8 @@ use crate::params::Params;
 use crate::server::Ctx;
 use crate::wire::gzip;
 
+pub(crate) use health::probe;
+
 /// Dispatches a request to its handler.
 pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_string();
