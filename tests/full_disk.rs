@@ -6,6 +6,8 @@
 //! read-only switch works, and a restart is clean and serves everything acknowledged.
 //!
 //! Mounting needs root (as CI runs); without it the test fails saying so.
+//! `TSDB_TEST_FULL_DISK_FREE_MB` (default 3) is the space left for ingest before the
+//! disk is full: larger means more acknowledged data to check.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -95,18 +97,16 @@ fn ballast(dir: &Path, fs: &Tmpfs, leave: u64) -> PathBuf {
 }
 
 /// Batch `b` of writer `w`: `SERIES_PER_BATCH` series × `SAMPLES_PER_SERIES` samples,
-/// values that name the batch so a served sample can be traced back to it.
+/// values that name the batch so a served sample can be traced back to it. Samples are
+/// 1 ms apart so that even a large run spans far less than the 2 h that would flush the
+/// head (a flush frees WAL segments, and the shards would resume while the test expects
+/// them full).
 fn batch(w: usize, b: i64) -> (Vec<String>, Vec<(i64, f64)>) {
     let hosts: Vec<String> = (0..SERIES_PER_BATCH)
         .map(|i| format!("w{w}-s{i}"))
         .collect();
     let points = (0..SAMPLES_PER_SERIES)
-        .map(|i| {
-            (
-                T0 + (b * SAMPLES_PER_SERIES + i) * 1000,
-                (b * 1000 + i) as f64,
-            )
-        })
+        .map(|i| (T0 + b * SAMPLES_PER_SERIES + i, (b * 1000 + i) as f64))
         .collect();
     (hosts, points)
 }
@@ -130,13 +130,13 @@ type Acked = Arc<Mutex<BTreeMap<usize, Vec<i64>>>>;
 
 /// Asserts every acknowledged sample is served.
 fn assert_acked_served(s: &Server, acked: &Acked) {
-    let served: BTreeMap<String, Vec<(i64, f64)>> = s
+    let served: BTreeMap<String, BTreeMap<i64, f64>> = s
         .export("disk_test")
         .iter()
         .map(|l| {
             (
                 l["metric"]["host"].as_str().unwrap().to_string(),
-                common::points(l),
+                common::points(l).into_iter().collect(),
             )
         })
         .collect();
@@ -145,9 +145,15 @@ fn assert_acked_served(s: &Server, acked: &Acked) {
         for &b in batches {
             let (hosts, points) = batch(w, b);
             for h in hosts {
-                let got = served.get(&h).unwrap_or_else(|| panic!("{h} not served"));
-                for p in &points {
-                    assert!(got.contains(p), "{h}: acknowledged {p:?} missing");
+                let got = served.get(&h).unwrap_or_else(|| {
+                    panic!(
+                        "{h} not served ({} series served)\n{}",
+                        served.len(),
+                        s.output()
+                    )
+                });
+                for (t, v) in &points {
+                    assert_eq!(got.get(t), Some(v), "{h}: acknowledged ({t}, {v}) missing");
                     checked += 1;
                 }
             }
@@ -202,7 +208,11 @@ fn read_only_lines(s: &Server) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_full_disk_refuses_writes_with_507_loses_nothing_and_resumes() {
-    let fs = Tmpfs::mount(24);
+    let free_mb: u64 = std::env::var("TSDB_TEST_FULL_DISK_FREE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let fs = Tmpfs::mount(free_mb + 21);
     let data = fs.path.join("data");
     let args = [
         "--shards=2",
@@ -211,7 +221,7 @@ fn a_full_disk_refuses_writes_with_507_loses_nothing_and_resumes() {
         "--compaction-enabled=false",
     ];
     let s = Server::start(&data, &args);
-    let ballast = ballast(&fs.path, &fs, 3 << 20);
+    let ballast = ballast(&fs.path, &fs, free_mb << 20);
     let acked: Acked = Arc::default();
     let full = ingest_until_full(&s, 4, &acked, 0);
     assert_eq!(full, 4);

@@ -19,6 +19,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Server, agent, urlencode};
+use serde_json::json;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -256,6 +257,35 @@ fn series_cardinality_limit_keeps_existing_series_and_refuses_new_ones() {
     let m = s.metrics();
     assert_eq!(m.limit_hits("series_cardinality"), 2.0);
     assert_eq!(m.sum("tsdb_head_series"), 10.0);
+    // /api/v1/status/tsdb reports the head as Prometheus 2.42 does.
+    let st = s.api("/api/v1/status/tsdb");
+    assert_eq!(
+        st["headStats"],
+        json!({"numSeries": 10, "numLabelPairs": 11, "chunkCount": 10,
+               "minTime": T0, "maxTime": T0 + 1000})
+    );
+    assert_eq!(
+        st["seriesCountByMetricName"],
+        json!([{"name": "card", "value": 10}])
+    );
+    assert_eq!(
+        st["labelValueCountByLabelName"],
+        json!([{"name": "host", "value": 10}, {"name": "__name__", "value": 1}])
+    );
+    // "card" on 10 series; "hN" (2 or 3 bytes) on one series each.
+    let host_bytes: u64 = lines
+        .iter()
+        .map(|l| l["metric"]["host"].as_str().unwrap().len() as u64)
+        .sum();
+    assert_eq!(
+        st["memoryInBytesByLabelName"],
+        json!([{"name": "__name__", "value": 40}, {"name": "host", "value": host_bytes}])
+    );
+    let pairs = st["seriesCountByLabelValuePair"].as_array().unwrap();
+    assert_eq!(pairs.len(), 10);
+    assert_eq!(pairs[0], json!({"name": "__name__=card", "value": 10}));
+    assert_eq!(st["shards"].as_array().unwrap().len(), 2);
+    assert_eq!(st["shards"][0]["readOnly"], false);
     // The bound is on the head: a flush empties it and new series fit again.
     s.flush();
     let (status, resp) = s.post("/write", "text/plain", body(13..16, 2).as_bytes());
@@ -397,7 +427,7 @@ fn connections_beyond_the_limit_get_503_and_are_counted() {
     // Over the limit: a request sent right away still gets the 503, not a reset.
     for _ in 0..3 {
         let mut c = TcpStream::connect(&s.addr).unwrap();
-        c.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.write_all(b"POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nm value=1 1")
             .unwrap();
         let mut answer = String::new();
         c.read_to_string(&mut answer).unwrap();
@@ -407,6 +437,19 @@ fn connections_beyond_the_limit_get_503_and_are_counted() {
             answer.to_ascii_lowercase().contains("retry-after: 1"),
             "{answer}"
         );
+    }
+    // Probes are still answered: a liveness check must not fail for client load.
+    for (path, want) in [
+        ("/-/healthy", "tsdb is Healthy."),
+        ("/-/ready", "tsdb is Ready."),
+    ] {
+        let mut c = TcpStream::connect(&s.addr).unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert_eq!(status_of(&answer), 200, "{answer}");
+        assert!(answer.contains(want), "{answer}");
     }
     drop(held);
     // Once they are closed, the server serves again.
@@ -423,6 +466,47 @@ fn connections_beyond_the_limit_get_503_and_are_counted() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(m.limit_hits("connections") >= 3.0, "{}", m.text);
+    s.assert_no_unexpected_warnings(&[]);
+}
+
+#[test]
+fn requests_beyond_the_per_core_bound_get_503() {
+    // The bound (limits::INFLIGHT_REQUESTS_PER_CORE_MAX) is a constant; one core
+    // holds that many requests waiting for their bodies, and one more is refused.
+    const BOUND: usize = 4096;
+    raise_own_open_files_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--shards=1", "--read-timeout=2m"]);
+    let held: Vec<TcpStream> = (0..BOUND)
+        .map(|_| {
+            let mut c = TcpStream::connect(&s.addr).unwrap();
+            c.write_all(b"POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.metrics().value("tsdb_http_inflight_requests", &[]) < BOUND as f64 {
+        assert!(Instant::now() < deadline, "the requests never all arrived");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, resp) = s.post("/write", "text/plain", influx_lines("x", 0, 1).as_bytes());
+    assert_eq!(status, 503, "{resp}");
+    assert!(resp.contains("too many requests in flight"), "{resp}");
+    // Probes and scrapes are not counted against the bound.
+    assert_eq!(s.get("/-/healthy").0, 200);
+    assert_eq!(s.metrics().limit_hits("inflight_requests"), 1.0);
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, resp) = s.post("/write", "text/plain", influx_lines("x", 0, 1).as_bytes());
+        if status == 204 {
+            break;
+        }
+        assert_eq!(status, 503, "{resp}");
+        assert!(Instant::now() < deadline, "requests never drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     s.assert_no_unexpected_warnings(&[]);
 }
 
