@@ -96,14 +96,15 @@ fn ballast(dir: &Path, fs: &Tmpfs, leave: u64) -> PathBuf {
     path
 }
 
-/// Batch `b` of writer `w`: `SERIES_PER_BATCH` series × `SAMPLES_PER_SERIES` samples,
-/// values that name the batch so a served sample can be traced back to it. Samples are
+/// Batch `b` of writer `w`: `SERIES_PER_BATCH` series of its own (so the write that
+/// fails on the full disk creates series, whose WAL records are lost with it) ×
+/// `SAMPLES_PER_SERIES` samples, values that name the batch. Samples are
 /// 1 ms apart so that even a large run spans far less than the 2 h that would flush the
 /// head (a flush frees WAL segments, and the shards would resume while the test expects
 /// them full).
 fn batch(w: usize, b: i64) -> (Vec<String>, Vec<(i64, f64)>) {
     let hosts: Vec<String> = (0..SERIES_PER_BATCH)
-        .map(|i| format!("w{w}-s{i}"))
+        .map(|i| format!("w{w}-b{b}-s{i}"))
         .collect();
     let points = (0..SAMPLES_PER_SERIES)
         .map(|i| (T0 + b * SAMPLES_PER_SERIES + i, (b * 1000 + i) as f64))
@@ -162,9 +163,9 @@ fn assert_acked_served(s: &Server, acked: &Acked) {
     assert!(checked > 0);
 }
 
-/// Writes from `writers` connections until each has had a 507; returns the number of
-/// 507s seen and checks each names a shard and the full disk.
-fn ingest_until_full(s: &Server, writers: usize, acked: &Acked, first_batch: i64) -> usize {
+/// Writes from `writers` connections until each has had a 507; returns the batch each
+/// writer had refused, after checking the answer names a shard and the full disk.
+fn ingest_until_full(s: &Server, writers: usize, acked: &Acked) -> Vec<(usize, i64)> {
     let threads: Vec<_> = (0..writers)
         .map(|w| {
             let url = s.url("/api/v1/write");
@@ -172,7 +173,7 @@ fn ingest_until_full(s: &Server, writers: usize, acked: &Acked, first_batch: i64
             std::thread::spawn(move || {
                 let agent = agent();
                 let deadline = Instant::now() + Duration::from_secs(60);
-                for b in first_batch.. {
+                for b in 0.. {
                     assert!(Instant::now() < deadline, "the disk never filled");
                     let mut r = agent
                         .post(&url)
@@ -187,16 +188,16 @@ fn ingest_until_full(s: &Server, writers: usize, acked: &Acked, first_batch: i64
                             assert!(text.contains("read-only (disk_full)"), "{text}");
                             assert!(text.contains("shard "), "{text}");
                             assert!(text.contains("No space left on device"), "{text}");
-                            return 1usize;
+                            return (w, b);
                         }
                         other => panic!("status {other}: {text}"),
                     }
                 }
-                0
+                unreachable!()
             })
         })
         .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).sum()
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
 fn read_only_lines(s: &Server) -> Vec<serde_json::Value> {
@@ -223,8 +224,8 @@ fn a_full_disk_refuses_writes_with_507_loses_nothing_and_resumes() {
     let s = Server::start(&data, &args);
     let ballast = ballast(&fs.path, &fs, free_mb << 20);
     let acked: Acked = Arc::default();
-    let full = ingest_until_full(&s, 4, &acked, 0);
-    assert_eq!(full, 4);
+    let refused = ingest_until_full(&s, 4, &acked);
+    assert_eq!(refused.len(), 4);
     let acked_batches: usize = acked.lock().unwrap().values().map(Vec::len).sum();
     eprintln!(
         "disk full after {acked_batches} acknowledged batches of {} samples",
@@ -310,6 +311,13 @@ fn a_full_disk_refuses_writes_with_507_loses_nothing_and_resumes() {
         .filter(|l| l["msg"] == "shard is writable again")
         .count();
     assert_eq!(resumed, lines.len());
+    // The refused batches, retried: their series were created by the write that failed
+    // and are only in the WAL if their records are written again after the resume.
+    for &(w, b) in &refused {
+        let (status, resp) = s.post("/api/v1/write", "application/x-protobuf", &batch_body(w, b));
+        assert_eq!(status, 204, "{resp}");
+        acked.lock().unwrap().entry(w).or_default().push(b);
+    }
     for b in 1000..1010 {
         let (status, resp) = s.post("/api/v1/write", "application/x-protobuf", &batch_body(0, b));
         assert_eq!(status, 204, "{resp}");

@@ -256,3 +256,121 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(dir).ok()?;
     Some(st.blocks_available().saturating_mul(st.fragment_size()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::shard::{ShardConfig, Shared, prepare_data_dir};
+    use crate::wal::SyncMode;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    fn open(dir: &Path, shard: u32, shared: &Arc<Shared>) -> Shard {
+        prepare_data_dir(dir).unwrap();
+        let cfg = ShardConfig {
+            shard,
+            shards: 2,
+            data_dir: dir.to_path_buf(),
+            wal_root: dir.join("wal"),
+            wal_enabled: true,
+            wal_sync: SyncMode::Always,
+            wal_sync_interval: Duration::from_secs(1),
+            wal_segment_bytes: 1 << 20,
+            memtable_bytes: 1 << 20,
+            retention_ms: i64::MAX,
+            compaction_enabled: false,
+            compaction_interval: Duration::from_secs(60),
+            compaction_concurrency: 1,
+        };
+        run(Shard::open(cfg, shared.clone())).unwrap()
+    }
+
+    fn cause_of(e: Option<Error>) -> Option<ReadOnlyCause> {
+        match e {
+            Some(Error::ReadOnly { cause, .. }) => Some(cause),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_fsync_failure_is_never_resumed_and_outranks_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path(), 0, &Arc::default());
+        s.poison(ReadOnlyCause::DiskFull, "full".into());
+        s.poison(ReadOnlyCause::FsyncFailed, "fsync".into());
+        s.poison(ReadOnlyCause::DiskFull, "full again".into());
+        assert_eq!(s.read_only_cause(), Some(ReadOnlyCause::FsyncFailed));
+        let refused = run(s.set_writable());
+        assert!(
+            matches!(
+                &refused,
+                Err(Error::ReadOnly {
+                    cause: ReadOnlyCause::FsyncFailed,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("a restart is needed")
+        );
+        assert_eq!(cause_of(s.refusal()), Some(ReadOnlyCause::FsyncFailed));
+        // The probe leaves it alone too.
+        run(s.probe_disk_space());
+        assert_eq!(s.read_only_cause(), Some(ReadOnlyCause::FsyncFailed));
+    }
+
+    #[test]
+    fn the_operator_switch_and_a_full_disk_resume_on_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path(), 1, &Arc::default());
+        assert!(s.refusal().is_none());
+        s.set_read_only_by_operator();
+        assert_eq!(cause_of(s.refusal()), Some(ReadOnlyCause::Operator));
+        run(s.set_writable()).unwrap();
+        assert!(s.refusal().is_none());
+        // A failed flush left a half-written block behind it.
+        let tmp = layout::block_tmp_dir(dir.path(), "01HALFWRITTEN");
+        std::fs::create_dir_all(tmp.join("chunks")).unwrap();
+        s.writes.failed_block_tmp = Some(tmp.clone());
+        s.poison(ReadOnlyCause::DiskFull, "full".into());
+        assert_eq!(cause_of(s.refusal()), Some(ReadOnlyCause::DiskFull));
+        // The probe resumes once there is room (a temp dir has plenty).
+        run(s.probe_disk_space());
+        assert!(s.refusal().is_none());
+        assert!(!tmp.exists(), "the half-written block was not removed");
+    }
+
+    #[test]
+    fn the_head_series_bound_is_shared_by_every_shard() {
+        let shared = Arc::new(Shared {
+            head_series_max: 3,
+            ..Shared::default()
+        });
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = open(a_dir.path(), 0, &shared);
+        let mut b = open(b_dir.path(), 1, &shared);
+        assert!(a.reserve_series());
+        assert!(a.reserve_series());
+        assert!(b.reserve_series());
+        assert!(!b.reserve_series());
+        assert!(!a.reserve_series());
+        assert_eq!(shared.head_series.load(Ordering::Acquire), 3);
+        // The heads hold none of them (reserved only): publishing gives them back.
+        a.publish_head_series();
+        assert_eq!(shared.head_series.load(Ordering::Acquire), 1);
+        assert!(a.reserve_series());
+    }
+}

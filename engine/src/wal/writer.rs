@@ -369,3 +369,106 @@ async fn new_segment(
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::model::Sample;
+    use crate::wal::reader::{self, Repair};
+    use crate::wal::record;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    fn record() -> Vec<u8> {
+        let mut out = Vec::new();
+        record::encode_samples(&mut out, &[(1, Sample::new(1, 1.0))]);
+        out
+    }
+
+    #[test]
+    fn resume_after_a_full_disk_trims_syncs_and_starts_a_fresh_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = |seq| dir.path().join(layout::segment_name(seq));
+        run(async {
+            let mut w = WalWriter::create(dir.path(), 3, 1, 1 << 20, SyncMode::Always, 0)
+                .await
+                .unwrap();
+            w.append(record()).await.unwrap();
+            let end = w.offset;
+            // What a write cut short by ENOSPC leaves: part of a record past the last
+            // whole one, and the next segment a failed cut created without its header.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(seg(1))
+                .unwrap();
+            f.write_all(&record()[..5]).unwrap();
+            std::fs::write(seg(2), b"").unwrap();
+            w.poisoned = Some((ReadOnlyCause::DiskFull, "no space".into()));
+            let refused = w.append(record()).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::ReadOnly {
+                        shard: 3,
+                        cause: ReadOnlyCause::DiskFull,
+                        ..
+                    })
+                ),
+                "{refused:?}"
+            );
+            assert_eq!(w.resume().await.unwrap(), 2);
+            assert_eq!(std::fs::metadata(seg(1)).unwrap().len(), end);
+            assert_eq!(
+                std::fs::metadata(seg(2)).unwrap().len(),
+                segment::HEADER_BYTES as u64
+            );
+            w.append(record()).await.unwrap();
+            w.close().await.unwrap();
+        });
+        let stats = reader::replay(dir.path(), 3, 1, Repair::ReadOnly, |_| {}).unwrap();
+        assert!(stats.damage.is_empty(), "{:?}", stats.damage);
+        assert_eq!((stats.segments, stats.records), (2, 2));
+    }
+
+    #[test]
+    fn resume_is_refused_after_a_failed_sync_or_another_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        run(async {
+            let mut w = WalWriter::create(dir.path(), 0, 1, 1 << 20, SyncMode::Interval, 0)
+                .await
+                .unwrap();
+            for cause in [ReadOnlyCause::FsyncFailed, ReadOnlyCause::IoError] {
+                w.poisoned = Some((cause, "failed".into()));
+                let refused = w.resume().await;
+                assert!(
+                    matches!(refused, Err(Error::ReadOnly { cause: c, .. }) if c == cause),
+                    "{refused:?}"
+                );
+                assert!(w.sync().await.is_err(), "a poisoned writer does not sync");
+            }
+            // A failed sync outranks an earlier full disk: it forbids resuming.
+            w.poisoned = None;
+            w.poison(Error::io(
+                "write",
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+            w.poison_sync(Error::io(
+                "fdatasync",
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+            w.poison(Error::io(
+                "write",
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+            assert_eq!(w.fault().map(|(c, _)| c), Some(ReadOnlyCause::FsyncFailed));
+        });
+    }
+}
