@@ -190,6 +190,22 @@ fn every_request_limit_answers_with_its_name_and_is_counted() {
 }
 
 #[test]
+fn metrics_honour_their_path_and_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--metrics-path=/internal/m"]);
+    let (status, body) = s.get("/internal/m");
+    assert_eq!(status, 200, "{body}");
+    let scrape = common::metrics::Scrape::parse(&body);
+    assert_eq!(scrape.limit_hits("body_size"), 0.0);
+    assert_eq!(s.get("/metrics").0, 404);
+    drop(s);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--metrics-enabled=false"]);
+    assert_eq!(s.get("/metrics").0, 404);
+    s.assert_no_unexpected_warnings(&[]);
+}
+
+#[test]
 fn gzip_ingest_round_trips_on_every_text_route() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
