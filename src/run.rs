@@ -15,6 +15,7 @@ use tsdb_engine::mesh::{Mesh, ShardRequest};
 use tsdb_engine::promql::QueryOptions;
 use tsdb_engine::shard::{Shard, ShardConfig, Shared, migrate_wal, prepare_data_dir};
 use tsdb_engine::wal::SyncMode;
+use tsdb_net::metrics::Metrics;
 use tsdb_net::server::{Ctx, ServerInfo, serve};
 use tsdb_net::wire::IngestLimits;
 
@@ -22,6 +23,10 @@ use crate::config::{Config, IoDriver, WalSync, format_duration};
 
 /// How long shutdown waits for shards to sync their WAL before giving up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// File descriptors kept for everything but client connections: listeners, WAL
+/// segments, block files, the io_uring rings, the log.
+const NON_CONNECTION_FDS: u64 = 1024;
 
 /// What the main thread waits for.
 enum Event {
@@ -63,6 +68,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         let shards = u32::try_from(cfg.shards).unwrap_or(u32::MAX);
         migrate_wal(&cfg.data_dir, &cfg.wal_dir, shards).map_err(|e| e.to_string())?;
     }
+    raise_open_files_limit(cfg.max_connections);
 
     // Signals are blocked before any thread starts so every thread inherits the mask
     // and only the signal thread below ever receives them.
@@ -112,8 +118,12 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
     }
     let mesh = Mesh::new(senders);
     let ready = Arc::new(AtomicUsize::new(0));
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        head_series_max: cfg.max_series as u64,
+        ..Shared::default()
+    });
     let info = Arc::new(server_info(&cfg));
+    let metrics = Arc::new(Metrics::new(cfg.shards));
     let cpus = online_cpus();
     let mut threads = Vec::with_capacity(cfg.shards);
     for (i, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
@@ -133,6 +143,11 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
                 timeout: cfg.query_timeout,
             },
             info: info.clone(),
+            metrics: metrics.clone(),
+            metrics_path: cfg.metrics_enabled.then(|| cfg.metrics_path.clone()),
+            max_connections: cfg.max_connections as u64,
+            inflight_body_bytes_max: cfg.max_inflight_body_bytes,
+            series_max: cfg.max_series as u64,
         };
         let shared = shared.clone();
         let ready = ready.clone();
@@ -283,6 +298,41 @@ fn build_runtime(io_driver: IoDriver) -> Result<ShardRuntime, String> {
             .build()
             .map(monoio::FusionRuntime::Legacy)
             .map_err(|e| e.to_string()),
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every connection is a file
+/// descriptor, and the usual soft limit (1024) would refuse connections long before
+/// `max_connections`. Says so when even the hard limit is too low for it.
+fn raise_open_files_limit(max_connections: usize) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open files limit");
+            return;
+        }
+    };
+    let mut limit = soft;
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => limit = hard,
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit"),
+        }
+    }
+    let needed = (max_connections as u64).saturating_add(NON_CONNECTION_FDS);
+    if limit < needed {
+        tracing::warn!(
+            open_files_limit = limit,
+            max_connections,
+            "the open files limit is below max_connections plus what storage needs; raise LimitNOFILE (ulimit -n) or lower --max-connections"
+        );
+    } else {
+        tracing::info!(
+            open_files_limit = limit,
+            max_connections,
+            "open files limit"
+        );
     }
 }
 

@@ -27,7 +27,11 @@ pub enum Error {
         got: u32,
     },
     /// The shard refuses writes: a failed write or fsync, a full disk, or the operator.
-    ReadOnly { reason: String },
+    ReadOnly {
+        shard: u32,
+        cause: ReadOnlyCause,
+        reason: String,
+    },
     /// The request was refused before anything was written.
     BadRequest(String),
     /// The shard is gone (shutting down).
@@ -75,9 +79,74 @@ impl fmt::Display for Error {
                 "{}: offset {offset}: checksum mismatch (expected {expected:#010x}, got {got:#010x})",
                 path.display()
             ),
-            Error::ReadOnly { reason } => write!(f, "shard is read-only: {reason}"),
+            Error::ReadOnly {
+                shard,
+                cause,
+                reason,
+            } => write!(
+                f,
+                "shard {shard} is read-only ({}): {reason}; {}",
+                cause.as_str(),
+                cause.remedy()
+            ),
             Error::BadRequest(m) => f.write_str(m),
             Error::Unavailable(m) => write!(f, "unavailable: {m}"),
+        }
+    }
+}
+
+/// Why a shard refuses writes. The cause decides the answer (507 for a full disk,
+/// 503 otherwise) and whether writes may resume without a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadOnlyCause {
+    /// A write failed with ENOSPC and no fsync failed: nothing acknowledged is at risk,
+    /// and writes resume once space is freed (automatically, or on
+    /// `POST /api/v1/admin/writable`).
+    DiskFull,
+    /// A write failed with another error (EIO, …). The state of the bytes on disk is
+    /// unknown, so only a restart (WAL replay) may resume writes.
+    IoError,
+    /// An fsync failed. The kernel may have dropped the dirty pages and a retry could
+    /// report success for data that is gone (fsyncgate): only a restart is safe.
+    FsyncFailed,
+    /// The operator asked (`POST /api/v1/admin/readonly`).
+    Operator,
+}
+
+impl ReadOnlyCause {
+    /// Every cause, for metrics that show one series per cause.
+    pub const ALL: [ReadOnlyCause; 4] = [
+        ReadOnlyCause::DiskFull,
+        ReadOnlyCause::IoError,
+        ReadOnlyCause::FsyncFailed,
+        ReadOnlyCause::Operator,
+    ];
+
+    /// The name in metrics, status and log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadOnlyCause::DiskFull => "disk_full",
+            ReadOnlyCause::IoError => "io_error",
+            ReadOnlyCause::FsyncFailed => "fsync_failed",
+            ReadOnlyCause::Operator => "operator",
+        }
+    }
+
+    /// Whether writes may resume without a restart.
+    pub fn resumable(self) -> bool {
+        matches!(self, ReadOnlyCause::DiskFull | ReadOnlyCause::Operator)
+    }
+
+    /// What brings writes back, in words for the error message.
+    pub fn remedy(self) -> &'static str {
+        match self {
+            ReadOnlyCause::DiskFull => {
+                "writes resume once disk space is freed (automatically, or POST /api/v1/admin/writable)"
+            }
+            ReadOnlyCause::IoError | ReadOnlyCause::FsyncFailed => {
+                "a restart is needed to resume writes (the WAL is replayed on start)"
+            }
+            ReadOnlyCause::Operator => "POST /api/v1/admin/writable resumes writes",
         }
     }
 }

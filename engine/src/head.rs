@@ -335,6 +335,35 @@ impl Head {
             .unwrap_or_default()
     }
 
+    /// Chunks in the head: every series' sealed chunks and its open one.
+    pub fn num_chunks(&self) -> u64 {
+        self.series
+            .iter()
+            .map(|s| s.sealed.len() as u64 + u64::from(s.open.num_samples() > 0))
+            .sum()
+    }
+
+    /// The postings' sizes and the head's stats, for cardinality reports.
+    pub fn postings_stats(&self) -> crate::cardinality::HeadPostings {
+        crate::cardinality::HeadPostings {
+            num_series: self.series.len() as u64,
+            chunks: self.num_chunks(),
+            min_time_ms: self.min_time_ms,
+            max_time_ms: self.max_time_ms,
+            labels: self
+                .postings
+                .iter()
+                .map(|(name, values)| {
+                    let values = values
+                        .iter()
+                        .map(|(v, ids)| (v.clone(), ids.len() as u64))
+                        .collect();
+                    (name.clone(), values)
+                })
+                .collect(),
+        }
+    }
+
     /// The head as block series: chunks copied as they are, or re-encoded where the
     /// out-of-order buffer has to be merged in.
     pub fn block_series(&self) -> Vec<SeriesChunks> {

@@ -11,6 +11,7 @@
 //! or protobuf; `tsdb-net` depends on it, never the reverse.
 
 pub mod block;
+pub mod cardinality;
 pub mod chunk;
 pub mod compact;
 pub mod error;
@@ -25,5 +26,5 @@ pub mod shard;
 pub mod storage;
 pub mod wal;
 
-pub use error::{Error, Result};
+pub use error::{Error, ReadOnlyCause, Result};
 pub use model::{Label, Labels, MatchOp, Matcher, Sample, SeriesSamples};

@@ -50,6 +50,15 @@ pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 /// The smallest memtable budget we accept from configuration.
 pub const MEMTABLE_BYTES_MIN: u64 = 1 << 20;
 
+/// How often a shard made read-only by a full disk checks for freed space.
+pub const DISK_FULL_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Free space, in WAL segments, that both the WAL's and the data dir's filesystems need
+/// before a shard stopped by a full disk resumes on its own: room for the current
+/// segment to fill and the next to start, so one freed block does not make the shard
+/// flap between writable and full. `POST /api/v1/admin/writable` resumes without it.
+pub const DISK_FULL_RESUME_SEGMENTS: u64 = 2;
+
 const _: () = assert!(
     GROUP_COMMIT_BYTES_MAX <= WAL_RECORD_BYTES_MAX,
     "a grouped write must fit one record on replay"

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::cardinality::{Cardinality, HeadPostings};
+use crate::error::{Error, ReadOnlyCause, Result};
 use crate::head::{SeriesData, sort_dedup};
 use crate::model::{Labels, Matcher, SeriesSamples};
 
@@ -20,6 +21,9 @@ pub type Reply<T> = flume::Sender<Result<T>>;
 pub struct AppendOutcome {
     pub samples: u64,
     pub series_created: u64,
+    /// New series not created because the heads hold `limits.max_series` series; their
+    /// samples were dropped (not counted in `samples`).
+    pub series_refused: u64,
 }
 
 /// The state of a shard, for status routes and metrics.
@@ -34,7 +38,12 @@ pub struct ShardStatus {
     pub blocks: u64,
     pub block_bytes: u64,
     pub wal_bytes: u64,
+    /// The error a write gets while the shard refuses writes (names shard and cause).
     pub read_only: Option<String>,
+    pub read_only_cause: Option<ReadOnlyCause>,
+    pub wal_write_errors: u64,
+    pub wal_fsync_errors: u64,
+    pub head_chunks: u64,
     pub samples_appended: u64,
     pub flushes: u64,
     pub compactions: u64,
@@ -84,6 +93,19 @@ pub enum ShardRequest {
     },
     Status {
         reply: Reply<ShardStatus>,
+    },
+    /// The head's postings by label, for `/api/v1/status/tsdb`.
+    HeadStats {
+        reply: Reply<HeadPostings>,
+    },
+    /// Refuse writes until `SetWritable` (the operator's switch).
+    SetReadOnly {
+        reply: Reply<()>,
+    },
+    /// Clear the operator's switch and resume after a full disk; refused, with the
+    /// reason, when the shard's fault needs a restart.
+    SetWritable {
+        reply: Reply<()>,
     },
     /// Sync the WAL and stop the shard's loop.
     Shutdown {
@@ -176,6 +198,7 @@ impl Mesh {
                 Ok(Ok(o)) => {
                     total.samples += o.samples;
                     total.series_created += o.series_created;
+                    total.series_refused += o.series_refused;
                 }
                 Ok(Err(e)) | Err(e) => {
                     first_err.get_or_insert(e);
@@ -299,6 +322,40 @@ impl Mesh {
 
     pub async fn status(&self) -> Result<Vec<ShardStatus>> {
         self.fan_out(|reply| ShardRequest::Status { reply }).await
+    }
+
+    /// Head cardinality over every shard, with the `top` largest entries of each list.
+    pub async fn cardinality(&self, top: usize) -> Result<Cardinality> {
+        let parts = self
+            .fan_out(|reply| ShardRequest::HeadStats { reply })
+            .await?;
+        Ok(Cardinality::merge(parts, top))
+    }
+
+    /// Makes every shard refuse writes (the operator's read-only switch).
+    pub async fn set_read_only(&self) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::SetReadOnly { reply })
+            .await
+            .map(|_| ())
+    }
+
+    /// Clears the operator's switch on every shard and resumes shards stopped by a
+    /// full disk. Every shard is asked; the first refusal is returned.
+    pub async fn set_writable(&self) -> Result<()> {
+        let mut waits = Vec::with_capacity(self.inboxes.len());
+        for shard in 0..self.inboxes.len() {
+            let (tx, rx) = flume::bounded(1);
+            self.send(shard, ShardRequest::SetWritable { reply: tx })
+                .await?;
+            waits.push(rx);
+        }
+        let mut first_err = None;
+        for rx in waits {
+            if let Err(e) = rx.recv_async().await.map_err(|_| gone()).and_then(|r| r) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Blocking form of shutdown for the main thread: asks every shard to sync and stop.

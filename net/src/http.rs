@@ -3,9 +3,11 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
-use tsdb_engine::Error as EngineError;
 use tsdb_engine::promql::QueryError;
+use tsdb_engine::{Error as EngineError, ReadOnlyCause};
 
+use crate::limits::{Limit, SHED_RETRY_AFTER_SECONDS};
+use crate::metrics::InsertError;
 use crate::render;
 use crate::wire::WireError;
 
@@ -20,6 +22,9 @@ pub struct ApiError {
     pub message: String,
     /// The configured limit that was hit, if one was (for `tsdb_limit_hits_total`).
     pub limit: Option<&'static str>,
+    /// Why the shard refused the write, when a read-only shard did. The shard logged
+    /// the cause once when it turned read-only, so the refusals are not logged again.
+    pub read_only: Option<ReadOnlyCause>,
     /// Answer with the bare message as plain text, as Go's `http.Error` does on
     /// Prometheus' protobuf endpoints (remote read), instead of the JSON error shape.
     pub plain_text: bool,
@@ -32,6 +37,7 @@ impl ApiError {
             kind,
             message: message.into(),
             limit: None,
+            read_only: None,
             plain_text: false,
         }
     }
@@ -48,6 +54,31 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_data", message)
     }
 
+    /// A request refused to shed load (503 with `Retry-After`).
+    pub fn shed(limit: Limit, message: impl Into<String>) -> Self {
+        ApiError {
+            limit: Some(limit.as_str()),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        }
+    }
+
+    /// What a refused write counts as in `tsdb_insert_errors_total`.
+    pub fn insert_error(&self) -> InsertError {
+        if self.limit.is_some() {
+            InsertError::Limit
+        } else if self.status == StatusCode::INSUFFICIENT_STORAGE {
+            InsertError::DiskFull
+        } else if self.read_only.is_some() {
+            InsertError::ReadOnly
+        } else if self.status.is_client_error() {
+            InsertError::BadData
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            InsertError::Unavailable
+        } else {
+            InsertError::Internal
+        }
+    }
+
     pub fn not_found(path: &str) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -61,6 +92,17 @@ impl From<WireError> for ApiError {
     fn from(e: WireError) -> Self {
         match e {
             WireError::BadData(m) => ApiError::bad_data(m),
+            // A body too large, before or after decompression, is 413 as the HTTP
+            // spec words it; the other limits are about the content: 400.
+            WireError::Limit { limit, message }
+                if limit == Limit::DecodedBodySize.as_str()
+                    || limit == Limit::BodySize.as_str() =>
+            {
+                ApiError {
+                    limit: Some(limit),
+                    ..ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_data", message)
+                }
+            }
             WireError::Limit { limit, message } => ApiError {
                 limit: Some(limit),
                 ..ApiError::bad_data(message)
@@ -81,7 +123,20 @@ impl From<EngineError> for ApiError {
         }
         match e {
             EngineError::BadRequest(m) => ApiError::bad_data(m),
-            EngineError::ReadOnly { .. } | EngineError::Unavailable(_) => ApiError::new(
+            // A full disk is 507 (Insufficient Storage): the client should retry later,
+            // and the operator free space; every other read-only cause is 503.
+            EngineError::ReadOnly { cause, .. } => {
+                let status = if cause == ReadOnlyCause::DiskFull {
+                    StatusCode::INSUFFICIENT_STORAGE
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                ApiError {
+                    read_only: Some(cause),
+                    ..ApiError::new(status, "unavailable", e.to_string())
+                }
+            }
+            EngineError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 e.to_string(),
@@ -110,9 +165,10 @@ impl From<QueryError> for ApiError {
                 limit: Some("query_samples"),
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)
             },
-            QueryError::Timeout(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
-            }
+            QueryError::Timeout(_) => ApiError {
+                limit: Some(Limit::QueryTimeout.as_str()),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)
+            },
             QueryError::Canceled(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "canceled", message)
             }
@@ -156,6 +212,13 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         resp.headers_mut().insert(
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    // Load shed for a moment: say when to come back.
+    if e.status == StatusCode::SERVICE_UNAVAILABLE && e.limit.is_some() {
+        resp.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(SHED_RETRY_AFTER_SECONDS),
         );
     }
     resp

@@ -7,6 +7,8 @@
 
 pub mod fuzz;
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod params;
 pub mod render;
 pub mod routes;

@@ -1,5 +1,10 @@
 //! One HTTP server per core: the accept loop on this core's SO_REUSEPORT listener,
 //! hyper connections on monoio, and the per-request parse → route → answer.
+//!
+//! Connections beyond `server.max_connections` are answered 503 and closed; a request
+//! head slower than `server.read_timeout` closes its connection; requests beyond
+//! [`INFLIGHT_REQUESTS_PER_CORE_MAX`] are answered 503. Each is counted in
+//! `tsdb_limit_hits_total`, as is every limit a handler reports in its error.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -8,12 +13,18 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use monoio::io::IntoPollIo;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, IntoPollIo};
 use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 use tsdb_engine::mesh::Mesh;
 use tsdb_engine::promql::QueryOptions;
 
-use crate::http::{Body, error_response};
+use crate::http::{ApiError, Body, error_response};
+use crate::limits::{
+    Charge, INFLIGHT_REQUESTS_PER_CORE_MAX, Limit, REFUSED_CONNECTION_LINGER,
+    SHED_RETRY_AFTER_SECONDS,
+};
+use crate::metrics::{CoreMetrics, Metrics};
+use crate::render;
 use crate::routes;
 use crate::wire::IngestLimits;
 
@@ -33,6 +44,17 @@ pub struct Ctx {
     pub query: QueryOptions,
     /// What the status routes report; the same for every core.
     pub info: Arc<ServerInfo>,
+    /// Every core's counters; this core adds only to its own block.
+    pub metrics: Arc<Metrics>,
+    /// Where the metrics are served; `None` when `metrics.enabled` is false.
+    pub metrics_path: Option<String>,
+    /// Open connections allowed across the process (`server.max_connections`).
+    pub max_connections: u64,
+    /// Request body bytes this core may hold at once (`limits.max_inflight_body_size`
+    /// divided among the cores).
+    pub inflight_body_bytes_max: u64,
+    /// Series the heads may hold (`limits.max_series`); 0 means no bound.
+    pub series_max: u64,
 }
 
 /// Facts about this server process for `/api/v1/status/*`, fixed at start.
@@ -57,6 +79,19 @@ impl Ctx {
     pub fn ready(&self) -> bool {
         self.shards_ready.load(Ordering::Acquire) >= self.mesh.shards()
     }
+
+    /// This core's counters.
+    pub fn core_metrics(&self) -> &CoreMetrics {
+        self.metrics.core(self.core)
+    }
+
+    /// A charge of nothing against this core's body byte budget, for one request.
+    pub fn charge(&self) -> Charge<'_> {
+        Charge::new(
+            &self.core_metrics().inflight_bytes,
+            self.inflight_body_bytes_max,
+        )
+    }
 }
 
 /// Accepts connections until the runtime stops; each connection is its own task on
@@ -72,11 +107,17 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
                 continue;
             }
         };
+        if !ctx.metrics.open_connection(ctx.max_connections) {
+            ctx.core_metrics().limit_hit(Limit::Connections);
+            monoio::spawn(refuse_connection(stream, ctx.clone()));
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let io = match stream.into_poll_io() {
             Ok(s) => MonoioIo::new(s),
             Err(e) => {
                 tracing::warn!(core = ctx.core, error = %e, "connection setup failed");
+                ctx.metrics.close_connection();
                 continue;
             }
         };
@@ -93,9 +134,103 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
                 .keep_alive(true)
                 .serve_connection(io, service);
             if let Err(e) = conn.await {
+                if e.is_timeout() {
+                    ctx.core_metrics().limit_hit(Limit::HeaderReadTimeout);
+                }
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
+            ctx.metrics.close_connection();
         });
+    }
+}
+
+/// Answers a connection over `server.max_connections` and closes it. The request
+/// head is awaited briefly: `/-/healthy` and `/-/ready` are still answered (a probe
+/// failing under client load would get a healthy server restarted); anything else,
+/// or nothing, gets a 503. Then the socket lingers, reading what the client sends, so
+/// that closing does not reset the connection before the client has read the answer.
+async fn refuse_connection(mut stream: monoio::net::TcpStream, ctx: Rc<Ctx>) {
+    let first =
+        monoio::time::timeout(REFUSED_CONNECTION_LINGER, stream.read(vec![0u8; 1024])).await;
+    let probe = match &first {
+        Ok((Ok(n), buf)) => request_path(buf.get(..*n).unwrap_or_default())
+            .and_then(|path| routes::probe(&ctx, path)),
+        _ => None,
+    };
+    let answer = match probe {
+        Some((status, body)) => format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        None => {
+            let body = render::error_body(
+                "unavailable",
+                &format!(
+                    "too many open connections: the limit is {} (server.max_connections); retry later",
+                    ctx.max_connections
+                ),
+            );
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nretry-after: {SHED_RETRY_AFTER_SECONDS}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    };
+    let (written, _) = stream.write_all(answer.into_bytes()).await;
+    if written.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (read, b) = stream.read(buf).await;
+            buf = b;
+            if !matches!(read, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    };
+    let _ = monoio::time::timeout(REFUSED_CONNECTION_LINGER, drain).await;
+}
+
+/// The path of a `GET` request line at the start of `head`, if it is one.
+fn request_path(head: &[u8]) -> Option<&str> {
+    let line = head.split(|&b| b == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split(' ');
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(target)) => Some(target.split('?').next().unwrap_or(target)),
+        _ => None,
+    }
+}
+
+/// Whether a path is exempt from the in-flight request bound: probes and scrapes
+/// must answer while the server sheds load.
+fn is_probe(ctx: &Ctx, path: &str) -> bool {
+    path == "/-/healthy" || path == "/-/ready" || ctx.metrics_path.as_deref() == Some(path)
+}
+
+/// Counts a request in flight on this core until dropped.
+struct InflightRequest<'a>(&'a CoreMetrics);
+
+impl<'a> InflightRequest<'a> {
+    fn begin(core: &'a CoreMetrics) -> Option<Self> {
+        let n = core.inflight_requests.load(Ordering::Relaxed);
+        if n >= INFLIGHT_REQUESTS_PER_CORE_MAX {
+            return None;
+        }
+        core.inflight_requests.fetch_add(1, Ordering::Relaxed);
+        Some(InflightRequest(core))
+    }
+}
+
+impl Drop for InflightRequest<'_> {
+    fn drop(&mut self) {
+        self.0.inflight_requests.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -107,17 +242,27 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = match routes::route(&ctx, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status.is_server_error() {
-                tracing::error!(method = %method, path = %path, peer = %peer, status = e.status.as_u16(), error = %e.message, "request failed");
-            } else {
-                tracing::info!(method = %method, path = %path, peer = %peer, status = e.status.as_u16(), error = %e.message, "request refused");
+    let slot = if is_probe(&ctx, &path) {
+        None
+    } else {
+        match InflightRequest::begin(ctx.core_metrics()) {
+            Some(slot) => Some(slot),
+            None => {
+                let e = ApiError::shed(
+                    Limit::InflightRequests,
+                    format!(
+                        "too many requests in flight on this core (the limit is {INFLIGHT_REQUESTS_PER_CORE_MAX}); retry later"
+                    ),
+                );
+                return refused(&ctx, &method, &path, peer, &e);
             }
-            error_response(&e)
         }
     };
+    let resp = match routes::route(&ctx, req).await {
+        Ok(r) => r,
+        Err(e) => refused(&ctx, &method, &path, peer, &e),
+    };
+    drop(slot);
     tracing::debug!(
         method = %method,
         path = %path,
@@ -126,4 +271,35 @@ async fn handle(
         "request"
     );
     resp
+}
+
+/// Counts, logs and renders a refused request. Server errors are logged as errors,
+/// except load shed (a limit, counted) and writes refused by a read-only shard (whose
+/// cause the shard logged once): those would otherwise log once per request.
+fn refused(
+    ctx: &Ctx,
+    method: &hyper::Method,
+    path: &str,
+    peer: std::net::SocketAddr,
+    e: &ApiError,
+) -> Response<Body> {
+    let metrics = ctx.core_metrics();
+    if let Some(name) = e.limit {
+        match Limit::from_name(name) {
+            Some(limit) => metrics.limit_hit(limit),
+            None => tracing::error!(limit = name, "BUG: a limit missing from limits::Limit"),
+        }
+    }
+    if routes::is_ingest(path) {
+        metrics.insert_error(e.insert_error());
+    }
+    let status = e.status.as_u16();
+    if e.status.is_server_error() && e.limit.is_none() && e.read_only.is_none() {
+        tracing::error!(method = %method, path = %path, peer = %peer, status, error = %e.message, "request failed");
+    } else if e.status.is_server_error() {
+        tracing::debug!(method = %method, path = %path, peer = %peer, status, error = %e.message, "request refused");
+    } else {
+        tracing::info!(method = %method, path = %path, peer = %peer, status, error = %e.message, "request refused");
+    }
+    error_response(e)
 }

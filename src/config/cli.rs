@@ -77,6 +77,9 @@ pub(super) struct StartArgs {
     /// Time allowed to write a response [default: 30s] [env: TSDB_WRITE_TIMEOUT] [yaml: server.write_timeout]
     #[arg(long, value_name = "DURATION", help_heading = "Server")]
     pub write_timeout: Option<String>,
+    /// Open connections allowed; more are answered 503 and closed [default: 10000] [env: TSDB_MAX_CONNECTIONS] [yaml: server.max_connections]
+    #[arg(long, value_name = "N", help_heading = "Server")]
+    pub max_connections: Option<String>,
     /// Number of shards, one per core, 1 to 1024 [default: number of online CPUs] [env: TSDB_SHARDS] [yaml: server.shards]
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub shards: Option<String>,
@@ -152,6 +155,13 @@ pub(super) struct StartArgs {
     /// Longest label value, in bytes [default: 16384] [env: TSDB_MAX_LABEL_VALUE_LENGTH] [yaml: limits.max_label_value_length]
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_label_value_length: Option<String>,
+
+    /// Most series the heads may hold; writes creating more get 429, 0 for no limit [default: 0] [env: TSDB_MAX_SERIES] [yaml: limits.max_series]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub max_series: Option<String>,
+    /// Request body bytes, raw and decompressed, one core holds at once; beyond it requests get 503 [default: 256MB] [env: TSDB_MAX_INFLIGHT_BODY_SIZE] [yaml: limits.max_inflight_body_size]
+    #[arg(long, value_name = "SIZE", help_heading = "Limits")]
+    pub max_inflight_body_size: Option<String>,
 
     /// Query time limit [default: 2m] [env: TSDB_QUERY_TIMEOUT] [yaml: query.timeout]
     #[arg(long, value_name = "DURATION", help_heading = "Query")]

@@ -46,6 +46,8 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    /// Open connections allowed across the process; more are answered 503 and closed.
+    pub max_connections: usize,
     pub io_driver: IoDriver,
     /// 1..=1024; defaults to the number of online CPUs.
     pub shards: usize,
@@ -72,6 +74,10 @@ pub struct Config {
     pub max_labels_per_series: usize,
     pub max_label_name_bytes: usize,
     pub max_label_value_bytes: usize,
+    /// Series the heads may hold; 0 means no bound.
+    pub max_series: usize,
+    /// Request body bytes (raw and decompressed) one core holds at once.
+    pub max_inflight_body_bytes: u64,
     /// Prometheus' `--query.timeout`.
     pub query_timeout: Duration,
     /// Prometheus' `--query.max-samples`.
@@ -296,6 +302,13 @@ const WRITE_TIMEOUT: Opt = opt!(
     server.write_timeout,
     Some("30s")
 );
+const MAX_CONNECTIONS: Opt = opt!(
+    "max-connections",
+    max_connections,
+    "TSDB_MAX_CONNECTIONS",
+    server.max_connections,
+    Some("10000")
+);
 const SHARDS: Opt = opt!("shards", shards, "TSDB_SHARDS", server.shards, None);
 const DATA_DIR: Opt = opt!(
     "data-dir",
@@ -438,6 +451,20 @@ const MAX_LABEL_VALUE_LENGTH: Opt = opt!(
     limits.max_label_value_length,
     Some("16384")
 );
+const MAX_SERIES: Opt = opt!(
+    "max-series",
+    max_series,
+    "TSDB_MAX_SERIES",
+    limits.max_series,
+    Some("0")
+);
+const MAX_INFLIGHT_BODY_SIZE: Opt = opt!(
+    "max-inflight-body-size",
+    max_inflight_body_size,
+    "TSDB_MAX_INFLIGHT_BODY_SIZE",
+    limits.max_inflight_body_size,
+    Some("256MB")
+);
 const QUERY_TIMEOUT: Opt = opt!(
     "query-timeout",
     query_timeout,
@@ -461,12 +488,13 @@ const QUERY_LOOKBACK_DELTA: Opt = opt!(
 );
 
 /// Every option, so every known `TSDB_*` variable.
-pub(crate) const OPTIONS: [&Opt; 30] = [
+pub(crate) const OPTIONS: [&Opt; 33] = [
     &CONFIG,
     &LISTEN,
     &IO_DRIVER,
     &READ_TIMEOUT,
     &WRITE_TIMEOUT,
+    &MAX_CONNECTIONS,
     &SHARDS,
     &DATA_DIR,
     &RETENTION,
@@ -489,6 +517,8 @@ pub(crate) const OPTIONS: [&Opt; 30] = [
     &MAX_LABELS_PER_SERIES,
     &MAX_LABEL_NAME_LENGTH,
     &MAX_LABEL_VALUE_LENGTH,
+    &MAX_SERIES,
+    &MAX_INFLIGHT_BODY_SIZE,
     &QUERY_TIMEOUT,
     &QUERY_MAX_SAMPLES,
     &QUERY_LOOKBACK_DELTA,
@@ -672,6 +702,7 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
         listen_addr,
         read_timeout: layers.value(&READ_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
         write_timeout: layers.value(&WRITE_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
+        max_connections: layers.value(&MAX_CONNECTIONS, |r| count_range(r, 1, usize::MAX))?,
         io_driver: layers.value(&IO_DRIVER, |r| IoDriver::parse_name(text(r)?))?,
         shards: layers
             .get(&SHARDS, |r| count_range(r, 1, SHARDS_MAX))?
@@ -707,6 +738,8 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
             .value(&MAX_LABEL_NAME_LENGTH, |r| count_range(r, 1, usize::MAX))?,
         max_label_value_bytes: layers
             .value(&MAX_LABEL_VALUE_LENGTH, |r| count_range(r, 1, usize::MAX))?,
+        max_series: layers.value(&MAX_SERIES, |r| count_range(r, 0, usize::MAX))?,
+        max_inflight_body_bytes: layers.value(&MAX_INFLIGHT_BODY_SIZE, |r| size_min(r, 1))?,
         query_timeout: layers.value(&QUERY_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
         query_max_samples: layers.value(&QUERY_MAX_SAMPLES, |r| count_range(r, 1, usize::MAX))?,
         query_lookback_delta: layers.value(&QUERY_LOOKBACK_DELTA, |r| {
@@ -736,6 +769,7 @@ impl Config {
             "io-driver" => self.io_driver.to_string(),
             "read-timeout" => format_duration(self.read_timeout),
             "write-timeout" => format_duration(self.write_timeout),
+            "max-connections" => self.max_connections.to_string(),
             "shards" => self.shards.to_string(),
             "data-dir" => path(&self.data_dir),
             "retention" => format_duration(self.retention),
@@ -758,6 +792,8 @@ impl Config {
             "max-labels-per-series" => self.max_labels_per_series.to_string(),
             "max-label-name-length" => self.max_label_name_bytes.to_string(),
             "max-label-value-length" => self.max_label_value_bytes.to_string(),
+            "max-series" => self.max_series.to_string(),
+            "max-inflight-body-size" => self.max_inflight_body_bytes.to_string(),
             "query-timeout" => format_duration(self.query_timeout),
             "query-max-samples" => self.query_max_samples.to_string(),
             "query-lookback-delta" => format_duration(self.query_lookback_delta),

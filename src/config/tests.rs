@@ -66,6 +66,9 @@ fn defaults() {
     assert_eq!(c.max_labels_per_series, 64);
     assert_eq!(c.max_label_name_bytes, 256);
     assert_eq!(c.max_label_value_bytes, 16_384);
+    assert_eq!(c.max_connections, 10_000);
+    assert_eq!(c.max_series, 0);
+    assert_eq!(c.max_inflight_body_bytes, 256 << 20);
     assert_eq!(c.config_file, None);
 }
 
@@ -113,6 +116,9 @@ const ALL_FLAGS: &[&str] = &[
     "--max-labels-per-series=6",
     "--max-label-name-length=7",
     "--max-label-value-length=8",
+    "--max-connections=9",
+    "--max-series=10",
+    "--max-inflight-body-size=11MB",
     "--io-driver=epoll",
     "--query-timeout=30s",
     "--query-max-samples=1000",
@@ -124,6 +130,7 @@ server:
   listen: 127.0.0.1:9090
   read_timeout: 10s
   write_timeout: 1m
+  max_connections: 9
   shards: 3
   io_driver: epoll
 storage:
@@ -153,6 +160,8 @@ limits:
   max_labels_per_series: 6
   max_label_name_length: 7
   max_label_value_length: 8
+  max_series: 10
+  max_inflight_body_size: 11MB
 query:
   timeout: 30s
   max_samples: 1000
@@ -165,6 +174,7 @@ fn all_set() -> Config {
         listen_addr: addr("127.0.0.1:9090"),
         read_timeout: Duration::from_secs(10),
         write_timeout: Duration::from_secs(60),
+        max_connections: 9,
         io_driver: IoDriver::Epoll,
         shards: 3,
         data_dir: PathBuf::from("/d"),
@@ -188,6 +198,8 @@ fn all_set() -> Config {
         max_labels_per_series: 6,
         max_label_name_bytes: 7,
         max_label_value_bytes: 8,
+        max_series: 10,
+        max_inflight_body_bytes: 11 << 20,
         query_timeout: Duration::from_secs(30),
         query_max_samples: 1000,
         query_lookback_delta: Duration::from_secs(60),

@@ -64,6 +64,7 @@ pub(super) struct ServerSection {
     pub listen: Option<Value>,
     pub read_timeout: Option<Value>,
     pub write_timeout: Option<Value>,
+    pub max_connections: Option<Value>,
     pub shards: Option<Value>,
     pub io_driver: Option<Value>,
 }
@@ -117,6 +118,8 @@ pub(super) struct LimitsSection {
     pub max_labels_per_series: Option<Value>,
     pub max_label_name_length: Option<Value>,
     pub max_label_value_length: Option<Value>,
+    pub max_series: Option<Value>,
+    pub max_inflight_body_size: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

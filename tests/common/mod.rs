@@ -10,6 +10,8 @@
     reason = "test harness: a failed step should fail the test loudly"
 )]
 
+pub mod metrics;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -127,6 +129,11 @@ impl Server {
         panic!("tsdb never became ready; output:\n{}", self.output());
     }
 
+    /// The server process's id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -134,7 +141,14 @@ impl Server {
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut r = self.agent.get(&self.url(path)).call().expect("GET");
         let status = r.status().as_u16();
-        (status, r.body_mut().read_to_string().unwrap_or_default())
+        // ureq stops at 10 MiB by default; a large export must not read as empty.
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .expect("read the answer");
+        (status, body)
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {

@@ -1,7 +1,6 @@
 //! Group commit: one WAL write (and one sync) for every append waiting together.
 
 use super::{AppendRequest, Shard};
-use crate::error::Error;
 use crate::limits::{SAMPLES_PER_RECORD_MAX, SERIES_PER_RECORD_MAX};
 use crate::mesh::AppendOutcome;
 use crate::model::Sample;
@@ -9,15 +8,16 @@ use crate::storage::Storage;
 use crate::wal::record;
 
 impl<S: Storage> Shard<S> {
-    /// Writes a group of append requests: resolves series (creating new ones), writes
-    /// one WAL record set, applies the samples to the head, then acknowledges each
-    /// request. Nothing is acknowledged before its WAL bytes are written.
+    /// Writes a group of append requests: resolves series (creating new ones, as far
+    /// as the head series bound allows), writes one WAL record set, applies the samples
+    /// to the head, then acknowledges each request. Nothing is acknowledged before its
+    /// WAL bytes are written.
     pub(crate) async fn append_group(&mut self, group: Vec<AppendRequest>) {
-        if let Some(reason) = &self.read_only {
+        if self.read_only.is_some() || self.writes.operator_read_only {
             for (_, _, reply) in group {
-                let _ = reply.send(Err(Error::ReadOnly {
-                    reason: reason.clone(),
-                }));
+                if let Some(refusal) = self.refusal() {
+                    let _ = reply.send(Err(refusal));
+                }
             }
             return;
         }
@@ -32,6 +32,10 @@ impl<S: Storage> Shard<S> {
             for (series, hash) in batch.into_iter().zip(hashes) {
                 let id = match self.head.lookup(&series.labels, hash) {
                     Some(id) => id,
+                    None if !self.reserve_series() => {
+                        outcome.series_refused += 1;
+                        continue;
+                    }
                     None => {
                         let r = self.next_ref;
                         self.next_ref += 1;
@@ -48,14 +52,16 @@ impl<S: Storage> Shard<S> {
             replies.push(reply);
         }
         if let Some(wal) = self.wal.as_mut() {
-            if !new_series.is_empty() {
-                let refs: Vec<_> = new_series
-                    .iter()
-                    .filter_map(|&id| Some((self.head.wal_ref(id)?, self.head.labels(id)?)))
-                    .collect();
-                for part in refs.chunks(SERIES_PER_RECORD_MAX) {
-                    record::encode_series(&mut wal_buf, part.iter().map(|(r, l)| (*r, *l)));
-                }
+            // Series whose record was lost with a failed write go first, so no sample
+            // written after a resume refers to a series the WAL does not name.
+            let mut refs = std::mem::take(&mut self.writes.unlogged_series);
+            refs.extend(
+                new_series.iter().filter_map(|&id| {
+                    Some((self.head.wal_ref(id)?, self.head.labels(id)?.clone()))
+                }),
+            );
+            for part in refs.chunks(SERIES_PER_RECORD_MAX) {
+                record::encode_series(&mut wal_buf, part.iter().map(|(r, l)| (*r, l)));
             }
             let samples: Vec<_> = resolved
                 .iter()
@@ -65,12 +71,12 @@ impl<S: Storage> Shard<S> {
                 record::encode_samples(&mut wal_buf, part);
             }
             if let Err(e) = wal.append(wal_buf).await {
-                let reason = e.to_string();
-                self.poison(reason.clone());
+                self.writes.unlogged_series = refs;
+                self.wal_failed(&e);
                 for reply in replies {
-                    let _ = reply.send(Err(Error::ReadOnly {
-                        reason: reason.clone(),
-                    }));
+                    if let Some(refusal) = self.refusal() {
+                        let _ = reply.send(Err(refusal));
+                    }
                 }
                 return;
             }
@@ -87,6 +93,10 @@ impl<S: Storage> Shard<S> {
             && let Err(e) = self.flush().await
         {
             tracing::error!(shard = self.cfg.shard, error = %e, "flushing the head failed");
+            // A failed WAL cut poisoned the writer: refuse writes now, not at the next one.
+            if self.wal.as_ref().is_some_and(|w| w.fault().is_some()) {
+                self.wal_failed(&e);
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ impl<S: Storage> Shard<S> {
         let block = match written {
             Ok(b) => b,
             Err(e) => {
-                self.poison(format!("writing block {ulid} failed: {e}"));
+                self.block_write_failed(&ulid, &e);
                 return Err(e);
             }
         };

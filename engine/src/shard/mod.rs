@@ -7,6 +7,8 @@
 //! - [`flush`]: persisting the head into a block.
 //! - [`damage`]: setting aside a block found damaged while it is read.
 //! - [`reshard`]: turning the WALs of a previous shard count into blocks on start.
+//! - [`writable`]: read-only faults, the operator's switch, resuming after a full disk,
+//!   and the head series bound.
 //!
 //! **Architecture Invariant:** the loop handles one request at a time; appends that
 //! are waiting together share one WAL write and one sync (group commit).
@@ -17,16 +19,18 @@ mod flush;
 mod open;
 mod read;
 mod reshard;
+mod writable;
 
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use crate::block::Block;
+use crate::error::ReadOnlyCause;
 use crate::head::Head;
-use crate::limits::GROUP_COMMIT_REQUESTS_MAX;
+use crate::limits::{DISK_FULL_PROBE_INTERVAL, GROUP_COMMIT_REQUESTS_MAX};
 use crate::mesh::{AppendOutcome, Reply, ShardRequest, ShardStatus};
 use crate::model::SeriesSamples;
 use crate::storage::{Clock, DiskStorage, Storage};
@@ -62,6 +66,13 @@ pub struct ShardConfig {
 pub struct Shared {
     /// Shards compacting right now (bounded by `compaction_concurrency`).
     pub compactions_running: AtomicUsize,
+    /// Series in every shard's head. Touched only when a series is created and after a
+    /// flush or replay, never per sample.
+    pub head_series: AtomicU64,
+    /// The bound on `head_series` (`limits.max_series`); 0 means none. Writes that would
+    /// create series beyond it keep their samples of existing series and drop the new
+    /// series (answered 429 by the server).
+    pub head_series_max: u64,
 }
 
 /// One shard's state. Lives on its core; never sent to another thread once running.
@@ -76,8 +87,9 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) wal: Option<WalWriter<S>>,
     /// The next WAL series reference to hand out.
     pub(crate) next_ref: u64,
-    /// Why the shard refuses writes, if it does.
-    pub(crate) read_only: Option<String>,
+    /// The fault that makes the shard refuse writes, if one does (see [`writable`]).
+    pub(crate) read_only: Option<(ReadOnlyCause, String)>,
+    pub(crate) writes: writable::WriteState,
     pub(crate) samples_appended: u64,
     pub(crate) flushes: u64,
     pub(crate) compactions: u64,
@@ -95,6 +107,8 @@ impl<S: Storage> std::fmt::Debug for Shard<S> {
 enum Tick {
     Sync,
     Compact,
+    /// Check for freed disk space while read-only because the disk was full.
+    Probe,
 }
 
 enum Item {
@@ -105,18 +119,6 @@ enum Item {
 impl<S: Storage> Shard<S> {
     pub fn id(&self) -> u32 {
         self.cfg.shard
-    }
-
-    /// Sets the shard read-only, logging why once.
-    fn poison(&mut self, reason: String) {
-        if self.read_only.is_none() {
-            tracing::error!(
-                shard = self.cfg.shard,
-                reason = %reason,
-                "shard is now read-only: writes are refused until restart"
-            );
-            self.read_only = Some(reason);
-        }
     }
 
     fn status(&self) -> ShardStatus {
@@ -130,7 +132,11 @@ impl<S: Storage> Shard<S> {
             blocks: self.blocks.len() as u64,
             block_bytes: self.blocks.iter().map(|b| b.size_bytes()).sum(),
             wal_bytes: self.wal.as_ref().map(|w| w.size_bytes()).unwrap_or(0),
-            read_only: self.read_only.clone(),
+            read_only: self.refusal().map(|e| e.to_string()),
+            read_only_cause: self.read_only_cause(),
+            wal_write_errors: self.writes.wal_write_errors,
+            wal_fsync_errors: self.writes.wal_fsync_errors,
+            head_chunks: self.head.num_chunks(),
             samples_appended: self.samples_appended,
             flushes: self.flushes,
             compactions: self.compactions,
@@ -149,7 +155,9 @@ impl<S: Storage> Shard<S> {
                 Tick::Compact
             });
         }
+        spawn_ticker(tick_tx.clone(), DISK_FULL_PROBE_INTERVAL, || Tick::Probe);
         drop(tick_tx);
+        self.publish_head_series();
         loop {
             let item = monoio::select! {
                 r = inbox.recv_async() => match r {
@@ -168,6 +176,7 @@ impl<S: Storage> Shard<S> {
             match item {
                 Item::Tick(Tick::Sync) => self.sync_wal().await,
                 Item::Tick(Tick::Compact) => self.compact_tick(),
+                Item::Tick(Tick::Probe) => self.probe_disk_space().await,
                 Item::Request(ShardRequest::Append {
                     batch,
                     hashes,
@@ -191,6 +200,7 @@ impl<S: Storage> Shard<S> {
                         }
                     }
                     self.append_group(group).await;
+                    self.publish_head_series();
                     for other in others {
                         if self.handle(other).await {
                             return;
@@ -201,6 +211,7 @@ impl<S: Storage> Shard<S> {
                     if self.handle(req).await {
                         return;
                     }
+                    self.publish_head_series();
                 }
             }
         }
@@ -270,6 +281,16 @@ impl<S: Storage> Shard<S> {
             ShardRequest::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            ShardRequest::HeadStats { reply } => {
+                let _ = reply.send(Ok(self.head.postings_stats()));
+            }
+            ShardRequest::SetReadOnly { reply } => {
+                self.set_read_only_by_operator();
+                let _ = reply.send(Ok(()));
+            }
+            ShardRequest::SetWritable { reply } => {
+                let _ = reply.send(self.set_writable().await);
+            }
             ShardRequest::Shutdown { reply } => {
                 self.close().await;
                 let _ = reply.send(Ok(()));
@@ -281,10 +302,8 @@ impl<S: Storage> Shard<S> {
 
     async fn sync_wal(&mut self) {
         let Some(wal) = self.wal.as_mut() else { return };
-        if let Err(e) = wal.sync().await
-            && self.read_only.is_none()
-        {
-            self.poison(e.to_string());
+        if let Err(e) = wal.sync().await {
+            self.wal_failed(&e);
         }
     }
 

@@ -264,6 +264,7 @@ impl<S: Storage> Shard<S> {
             wal,
             next_ref,
             read_only: None,
+            writes: Default::default(),
             samples_appended: 0,
             flushes: 0,
             compactions: 0,

@@ -89,6 +89,11 @@ impl Storage for DiskStorage {
         f.write_all(bytes)?;
         f.sync_all()
     }
+
+    fn available_bytes(&self, path: &Path) -> io::Result<u64> {
+        let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+        Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+    }
 }
 
 impl WalFile for monoio::fs::File {

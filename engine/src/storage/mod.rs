@@ -75,6 +75,8 @@ pub trait Storage: Clone + 'static {
     /// Creates (or truncates) `path`, writes `bytes` and syncs the file (not its
     /// directory).
     fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
+    fn available_bytes(&self, path: &Path) -> io::Result<u64>;
 }
 
 /// A WAL segment open for appending: positioned writes and `fdatasync`.

@@ -4,14 +4,16 @@
 //! **Invariant:** a failed write or sync poisons the writer: every later call fails
 //! with the first error's reason. It is never retried, because after a failed fsync
 //! the kernel may have dropped the dirty pages and a retry could report success for
-//! data that is gone (fsyncgate).
+//! data that is gone (fsyncgate). The one way back is [`WalWriter::resume`], and only
+//! after a failed *write* with ENOSPC: it drops the possibly partial record, fsyncs the
+//! segment and starts a fresh one.
 
 use std::path::{Path, PathBuf};
 
 use super::SyncMode;
 use super::checkpoint::sync_dir;
 use super::segment;
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadOnlyCause, Result};
 use crate::layout;
 use crate::storage::{Storage, WalFile};
 
@@ -26,7 +28,8 @@ pub struct WalWriter<S: Storage> {
     offset: u64,
     /// Bytes written since the last sync.
     unsynced: bool,
-    poisoned: Option<String>,
+    /// Why the writer refuses writes, and the kind of failure that made it.
+    poisoned: Option<(ReadOnlyCause, String)>,
     /// Bytes in segments that still exist, for `tsdb_wal_size_bytes`.
     size_bytes: u64,
 }
@@ -75,7 +78,16 @@ impl<S: Storage> WalWriter<S> {
 
     /// The reason the writer refuses writes, if it does.
     pub fn poisoned(&self) -> Option<&str> {
-        self.poisoned.as_deref()
+        self.poisoned.as_ref().map(|(_, reason)| reason.as_str())
+    }
+
+    /// What kind of failure poisoned the writer: [`ReadOnlyCause::FsyncFailed`] after
+    /// any failed sync, [`ReadOnlyCause::DiskFull`] after a write that hit ENOSPC,
+    /// [`ReadOnlyCause::IoError`] after any other failed write.
+    pub fn fault(&self) -> Option<(ReadOnlyCause, &str)> {
+        self.poisoned
+            .as_ref()
+            .map(|(cause, reason)| (*cause, reason.as_str()))
     }
 
     pub fn segment_seq(&self) -> u64 {
@@ -88,16 +100,36 @@ impl<S: Storage> WalWriter<S> {
 
     fn check(&self) -> Result<()> {
         match &self.poisoned {
-            Some(reason) => Err(Error::ReadOnly {
+            Some((cause, reason)) => Err(Error::ReadOnly {
+                shard: self.shard,
+                cause: *cause,
                 reason: reason.clone(),
             }),
             None => Ok(()),
         }
     }
 
+    /// Poisons the writer after a failed write: a full disk, or another I/O error.
     fn poison(&mut self, e: Error) -> Error {
-        if self.poisoned.is_none() {
-            self.poisoned = Some(e.to_string());
+        let cause = if e.is_no_space() {
+            ReadOnlyCause::DiskFull
+        } else {
+            ReadOnlyCause::IoError
+        };
+        self.poison_as(cause, e)
+    }
+
+    /// Poisons the writer after a failed sync; a sync failure outranks any earlier
+    /// write failure, since it is the one that forbids resuming.
+    fn poison_sync(&mut self, e: Error) -> Error {
+        self.poison_as(ReadOnlyCause::FsyncFailed, e)
+    }
+
+    fn poison_as(&mut self, cause: ReadOnlyCause, e: Error) -> Error {
+        match &mut self.poisoned {
+            None => self.poisoned = Some((cause, e.to_string())),
+            Some(p) if cause == ReadOnlyCause::FsyncFailed => *p = (cause, e.to_string()),
+            Some(_) => {}
         }
         e
     }
@@ -137,8 +169,13 @@ impl<S: Storage> WalWriter<S> {
     }
 
     /// fdatasyncs the current segment if anything was written since the last sync.
+    /// After a write that hit a full disk the writer refuses writes but still syncs:
+    /// what was written (and acknowledged) before the failed write can still be made
+    /// durable, and a sync adds nothing behind the partial record.
     pub async fn sync(&mut self) -> Result<()> {
-        self.check()?;
+        if !matches!(self.fault(), Some((ReadOnlyCause::DiskFull, _))) {
+            self.check()?;
+        }
         if !self.unsynced {
             return Ok(());
         }
@@ -151,7 +188,7 @@ impl<S: Storage> WalWriter<S> {
                 ),
                 e,
             );
-            return Err(self.poison(err));
+            return Err(self.poison_sync(err));
         }
         self.unsynced = false;
         Ok(())
@@ -164,11 +201,17 @@ impl<S: Storage> WalWriter<S> {
         if self.sync_mode != SyncMode::Never {
             self.sync().await?;
         }
+        self.open_next().await
+    }
+
+    /// Opens segment `seq + 1` and makes it current.
+    async fn open_next(&mut self) -> Result<u64> {
         let next = self.seq + 1;
         let file =
             match new_segment(&self.storage, &self.dir, self.shard, next, self.sync_mode).await {
                 Ok(f) => f,
-                Err(e) => return Err(self.poison(e)),
+                Err(SegmentError::Write(e)) => return Err(self.poison(e)),
+                Err(SegmentError::Sync(e)) => return Err(self.poison_sync(e)),
             };
         let old = std::mem::replace(&mut self.file, file);
         // Closing reports nothing we act on: the data was synced above.
@@ -178,6 +221,56 @@ impl<S: Storage> WalWriter<S> {
         self.size_bytes += segment::HEADER_BYTES as u64;
         self.unsynced = false;
         Ok(next)
+    }
+
+    /// Takes writes again after a failed write with ENOSPC, once the caller believes
+    /// space has been freed. Refused after any failed sync (fsyncgate: only a restart,
+    /// which replays the WAL from disk, is safe then) and after other write errors.
+    ///
+    /// Order: cut the current segment back to the end of its last whole record (a
+    /// failed write may have left part of a record behind it) → fsync it → remove the
+    /// next segment's file if a failed cut left one without a whole header → start that
+    /// next segment afresh. Nothing is ever appended behind a possibly partial record, and
+    /// replay after a restart finds every segment ending on a whole record.
+    pub async fn resume(&mut self) -> Result<u64> {
+        match self.fault() {
+            None => return Ok(self.seq),
+            Some((ReadOnlyCause::DiskFull, _)) => {}
+            Some(_) => return self.check().map(|()| self.seq),
+        }
+        self.clean_up_failed_write().await?;
+        self.unsynced = false;
+        self.poisoned = None;
+        self.open_next().await
+    }
+
+    /// After a failed write: cuts the current segment back to the end of its last whole
+    /// record (the write may have left part of one behind), fsyncs it, and removes the
+    /// next segment's file if a failed cut created it without a whole header.
+    async fn clean_up_failed_write(&mut self) -> Result<()> {
+        let path = self.dir.join(layout::segment_name(self.seq));
+        // `truncate` cuts and syncs the file; a failure of either counts as a failed
+        // sync, which only a restart can clear.
+        if let Err(e) = self.storage.truncate(&path, self.offset) {
+            let err = Error::io(
+                format!(
+                    "wal shard {} segment {}: cut back to offset {} and fsync after a failed write",
+                    self.shard,
+                    layout::segment_name(self.seq),
+                    self.offset
+                ),
+                e,
+            );
+            return Err(self.poison_sync(err));
+        }
+        let next = self.dir.join(layout::segment_name(self.seq + 1));
+        match self.storage.remove_file(&next) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("remove {} left by a failed segment cut", next.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Deletes the segments below `seq` (after a checkpoint made them obsolete).
@@ -195,8 +288,15 @@ impl<S: Storage> WalWriter<S> {
         Ok(())
     }
 
-    /// Syncs what is unsynced, for a clean shutdown.
+    /// Syncs what is unsynced, for a clean shutdown. After a full disk the partial
+    /// record a failed write may have left is cut off first, so the next start finds
+    /// a clean tail.
     pub async fn close(mut self) -> Result<()> {
+        if matches!(self.fault(), Some((ReadOnlyCause::DiskFull, _))) {
+            let trimmed = self.clean_up_failed_write().await;
+            let _ = self.file.close().await;
+            return trimmed;
+        }
         if self.poisoned.is_none() && self.sync_mode != SyncMode::Never {
             self.sync().await?;
         } else if self.poisoned.is_none() {
@@ -210,26 +310,164 @@ impl<S: Storage> WalWriter<S> {
     }
 }
 
+/// Why a new segment could not be started: a failed write may be resumed after a full
+/// disk, a failed sync never.
+enum SegmentError {
+    Write(Error),
+    Sync(Error),
+}
+
+impl From<SegmentError> for Error {
+    fn from(e: SegmentError) -> Error {
+        match e {
+            SegmentError::Write(e) | SegmentError::Sync(e) => e,
+        }
+    }
+}
+
 async fn new_segment<S: Storage>(
     storage: &S,
     dir: &Path,
     shard: u32,
     seq: u64,
     sync_mode: SyncMode,
-) -> Result<S::WalFile> {
+) -> Result<S::WalFile, SegmentError> {
     let path = dir.join(layout::segment_name(seq));
-    let file = storage
-        .create_wal_file(&path)
-        .await
-        .map_err(|e| Error::io(format!("create wal segment {}", path.display()), e))?;
+    let file = storage.create_wal_file(&path).await.map_err(|e| {
+        SegmentError::Write(Error::io(
+            format!("create wal segment {}", path.display()),
+            e,
+        ))
+    })?;
     file.write_all_at(segment::header(shard).to_vec(), 0)
         .await
-        .map_err(|e| Error::io(format!("write header of wal segment {}", path.display()), e))?;
+        .map_err(|e| {
+            SegmentError::Write(Error::io(
+                format!("write header of wal segment {}", path.display()),
+                e,
+            ))
+        })?;
     if sync_mode != SyncMode::Never {
-        file.sync_data()
-            .await
-            .map_err(|e| Error::io(format!("fdatasync wal segment {}", path.display()), e))?;
-        sync_dir(storage, dir)?;
+        file.sync_data().await.map_err(|e| {
+            SegmentError::Sync(Error::io(
+                format!("fdatasync wal segment {}", path.display()),
+                e,
+            ))
+        })?;
+        sync_dir(storage, dir).map_err(SegmentError::Sync)?;
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::model::Sample;
+    use crate::storage::DiskStorage;
+    use crate::wal::reader::{self, Repair};
+    use crate::wal::record;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    fn record() -> Vec<u8> {
+        let mut out = Vec::new();
+        record::encode_samples(&mut out, &[(1, Sample::new(1, 1.0))]);
+        out
+    }
+
+    #[test]
+    fn resume_after_a_full_disk_trims_syncs_and_starts_a_fresh_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = |seq| dir.path().join(layout::segment_name(seq));
+        run(async {
+            let mut w =
+                WalWriter::create(DiskStorage, dir.path(), 3, 1, 1 << 20, SyncMode::Always, 0)
+                    .await
+                    .unwrap();
+            w.append(record()).await.unwrap();
+            let end = w.offset;
+            // What a write cut short by ENOSPC leaves: part of a record past the last
+            // whole one, and the next segment a failed cut created without its header.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(seg(1))
+                .unwrap();
+            f.write_all(&record()[..5]).unwrap();
+            std::fs::write(seg(2), b"").unwrap();
+            w.poisoned = Some((ReadOnlyCause::DiskFull, "no space".into()));
+            let refused = w.append(record()).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(Error::ReadOnly {
+                        shard: 3,
+                        cause: ReadOnlyCause::DiskFull,
+                        ..
+                    })
+                ),
+                "{refused:?}"
+            );
+            assert_eq!(w.resume().await.unwrap(), 2);
+            assert_eq!(std::fs::metadata(seg(1)).unwrap().len(), end);
+            assert_eq!(
+                std::fs::metadata(seg(2)).unwrap().len(),
+                segment::HEADER_BYTES as u64
+            );
+            w.append(record()).await.unwrap();
+            w.close().await.unwrap();
+        });
+        let stats = reader::replay(dir.path(), 3, 1, Repair::ReadOnly, |_| {}).unwrap();
+        assert!(stats.damage.is_empty(), "{:?}", stats.damage);
+        assert_eq!((stats.segments, stats.records), (2, 2));
+    }
+
+    #[test]
+    fn resume_is_refused_after_a_failed_sync_or_another_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        run(async {
+            let mut w = WalWriter::create(
+                DiskStorage,
+                dir.path(),
+                0,
+                1,
+                1 << 20,
+                SyncMode::Interval,
+                0,
+            )
+            .await
+            .unwrap();
+            for cause in [ReadOnlyCause::FsyncFailed, ReadOnlyCause::IoError] {
+                w.poisoned = Some((cause, "failed".into()));
+                let refused = w.resume().await;
+                assert!(
+                    matches!(refused, Err(Error::ReadOnly { cause: c, .. }) if c == cause),
+                    "{refused:?}"
+                );
+                assert!(w.sync().await.is_err(), "a poisoned writer does not sync");
+            }
+            // A failed sync outranks an earlier full disk: it forbids resuming.
+            w.poisoned = None;
+            w.poison(Error::io(
+                "write",
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+            w.poison_sync(Error::io(
+                "fdatasync",
+                std::io::Error::from_raw_os_error(libc::EIO),
+            ));
+            w.poison(Error::io(
+                "write",
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+            assert_eq!(w.fault().map(|(c, _)| c), Some(ReadOnlyCause::FsyncFailed));
+        });
+    }
 }

@@ -1,10 +1,11 @@
-//! `POST /write` and `POST /api/v2/write`: InfluxDB line protocol with `precision=`.
+//! `POST /write` and `POST /api/v2/write`: InfluxDB line protocol with `precision=`,
+//! plain or gzip-compressed.
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use super::{now_ms, read_body};
-use crate::http::{ApiError, Body, no_content};
+use super::{appended, ingest_body, now_ms};
+use crate::http::{ApiError, Body};
 use crate::params::Params;
 use crate::server::Ctx;
 use crate::wire::line_protocol::{self, Precision};
@@ -19,8 +20,8 @@ pub async fn write(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
             ))
         })?,
     };
-    let body = read_body(ctx, req).await?;
+    let body = ingest_body(ctx, req).await?;
     let batch = line_protocol::parse(&body, precision, now_ms(), &ctx.limits)?;
-    ctx.mesh.append(batch).await?;
-    Ok(no_content())
+    let outcome = ctx.mesh.append(batch).await?;
+    appended(ctx, outcome)
 }

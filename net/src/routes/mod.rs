@@ -7,6 +7,7 @@ mod health;
 mod import;
 mod influx;
 mod meta;
+mod metrics;
 mod query;
 mod read;
 mod status;
@@ -16,10 +17,15 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use tsdb_engine::mesh::AppendOutcome;
 
-use crate::http::{ApiError, Body};
+use crate::http::{ApiError, Body, no_content};
+use crate::limits::{Charge, Limit};
 use crate::params::Params;
 use crate::server::Ctx;
+use crate::wire::gzip;
+
+pub(crate) use health::probe;
 
 /// Dispatches a request to its handler.
 pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -29,6 +35,10 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
     match path.as_str() {
         "/-/healthy" => health::healthy(),
         "/-/ready" => health::ready(ctx),
+        p if ctx.metrics_path.as_deref() == Some(p) => match method {
+            Method::GET => metrics::metrics(ctx).await,
+            _ => Err(method_not_allowed(&method, &path)),
+        },
         _ if !ctx.ready() => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -53,8 +63,11 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/api/v1/status/runtimeinfo" if method == Method::GET => status::runtimeinfo(ctx),
         "/api/v1/status/flags" if method == Method::GET => status::flags(ctx),
         "/api/v1/status/config" if method == Method::GET => status::config(ctx),
+        "/api/v1/status/tsdb" if method == Method::GET => status::tsdb(ctx).await,
         "/api/v1/admin/flush" if method == Method::POST => admin::flush(ctx).await,
         "/api/v1/admin/compact" if method == Method::POST => admin::compact(ctx).await,
+        "/api/v1/admin/readonly" if method == Method::POST => admin::readonly(ctx).await,
+        "/api/v1/admin/writable" if method == Method::POST => admin::writable(ctx).await,
         "/api/v1/write"
         | "/write"
         | "/api/v2/write"
@@ -73,11 +86,26 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         | "/api/v1/status/runtimeinfo"
         | "/api/v1/status/flags"
         | "/api/v1/status/config"
+        | "/api/v1/status/tsdb"
         | "/api/v1/admin/flush"
-        | "/api/v1/admin/compact" => Err(method_not_allowed(&method, &path)),
+        | "/api/v1/admin/compact"
+        | "/api/v1/admin/readonly"
+        | "/api/v1/admin/writable" => Err(method_not_allowed(&method, &path)),
         p if is_label_values(p) => Err(method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
+}
+
+/// Whether a path is a write route, for `tsdb_insert_errors_total`.
+pub fn is_ingest(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/v1/write"
+            | "/write"
+            | "/api/v2/write"
+            | "/api/v1/import"
+            | "/api/v1/import/prometheus"
+    )
 }
 
 fn is_label_values(path: &str) -> bool {
@@ -97,12 +125,42 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
 /// is simply closed.
 const OVERSIZED_BODY_DRAIN_BYTES_MAX: usize = 16 << 20;
 
-/// Reads the whole body, refusing more than `max_body_bytes` (413) and a client that
-/// sends it slower than the read timeout allows (408).
-pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+/// A request body held in memory, charged to this core's budget of body bytes until
+/// the request is answered.
+#[derive(Debug)]
+pub(crate) struct Payload<'a> {
+    pub bytes: Bytes,
+    pub charge: Charge<'a>,
+}
+
+impl std::ops::Deref for Payload<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads the whole body, refusing more than `max_body_bytes` (413), a client that sends
+/// it slower than the read timeout allows (408), and a body this core has no room for
+/// in its budget of bytes in flight (503 with `Retry-After`).
+///
+/// A refused body is still read to its end (up to a bound) and thrown away, so the
+/// client, still sending, gets the answer instead of a reset connection.
+pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Payload<'_>, ApiError> {
+    let mut charge = ctx.charge();
+    // A declared length is charged whole up front: a body admitted is a body that fits,
+    // and one that cannot fit is refused before it takes any memory.
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n <= ctx.max_body_bytes);
+    let mut shed = declared.is_some_and(|n| !charge.try_add(n));
     let mut body = req.into_body();
     let read = async {
-        let mut buf = bytes::BytesMut::new();
+        let mut buf = bytes::BytesMut::with_capacity(if shed { 0 } else { declared.unwrap_or(0) });
         let mut seen = 0usize;
         while let Some(frame) = body.frame().await {
             let frame =
@@ -111,7 +169,15 @@ pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes
                 continue;
             };
             seen = seen.saturating_add(data.len());
-            if seen <= ctx.max_body_bytes {
+            if seen <= ctx.max_body_bytes && !shed {
+                // Without a declared length, each frame is charged as it arrives.
+                if seen > charge.bytes() as usize && !charge.try_add(seen - charge.bytes() as usize)
+                {
+                    shed = true;
+                    buf = bytes::BytesMut::new();
+                    charge.release();
+                    continue;
+                }
                 buf.extend_from_slice(&data);
             } else if seen
                 > ctx
@@ -123,7 +189,7 @@ pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes
         }
         if seen > ctx.max_body_bytes {
             return Err(ApiError {
-                limit: Some("body_size"),
+                limit: Some(Limit::BodySize.as_str()),
                 ..ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "bad_data",
@@ -134,19 +200,99 @@ pub(crate) async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<Bytes
                 )
             });
         }
+        if shed {
+            return Err(shed_bytes(ctx));
+        }
         Ok(buf.freeze())
     };
     match monoio::time::timeout(ctx.read_timeout, read).await {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
+        Ok(r) => r.map(|bytes| Payload { bytes, charge }),
+        Err(_) => Err(ApiError {
+            limit: Some(Limit::BodyReadTimeout.as_str()),
+            ..ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_data",
+                format!(
+                    "request body not received within {:?} (server.read_timeout)",
+                    ctx.read_timeout
+                ),
+            )
+        }),
+    }
+}
+
+/// The 503 of a body this core has no room for.
+fn shed_bytes(ctx: &Ctx) -> ApiError {
+    ApiError::shed(
+        Limit::InflightBytes,
+        format!(
+            "this core holds its budget of {} request body bytes in flight (limits.max_inflight_body_size); retry later",
+            ctx.inflight_body_bytes_max
+        ),
+    )
+}
+
+/// Charges `bytes` more to a request's payload, or refuses it with 503.
+pub(crate) fn charge_more(
+    ctx: &Ctx,
+    payload: &mut Payload<'_>,
+    bytes: usize,
+) -> Result<(), ApiError> {
+    if payload.charge.try_add(bytes) {
+        Ok(())
+    } else {
+        Err(shed_bytes(ctx))
+    }
+}
+
+/// The body of a text ingest route, decompressed when the client sent
+/// `Content-Encoding: gzip` (bounded by the decoded limit: 413 past it), and charged
+/// to the core's budget of bytes in flight.
+pub(crate) async fn ingest_body(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+) -> Result<Payload<'_>, ApiError> {
+    let encoding = req
+        .headers()
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let mut payload = read_body(ctx, req).await?;
+    match encoding.as_deref() {
+        None | Some("" | "identity") => Ok(payload),
+        Some("gzip" | "x-gzip") => {
+            // The decoded size is found (and charged) before the decoded bytes are kept.
+            let len = gzip::decoded_len(&payload, ctx.limits.decoded_body_bytes_max)?;
+            charge_more(ctx, &mut payload, len)?;
+            payload.bytes = Bytes::from(gzip::decode(&payload, len)?);
+            Ok(payload)
+        }
+        Some(other) => Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ..ApiError::bad_data(format!(
+                "unsupported Content-Encoding {other:?}: send the body as is or gzip-compressed"
+            ))
+        }),
+    }
+}
+
+/// The answer to a write that reached the shards: 204, or 429 when new series were
+/// refused for the head series bound (the samples of existing series were written).
+pub(crate) fn appended(ctx: &Ctx, outcome: AppendOutcome) -> Result<Response<Body>, ApiError> {
+    if outcome.series_refused == 0 {
+        return Ok(no_content());
+    }
+    Err(ApiError {
+        limit: Some(Limit::SeriesCardinality.as_str()),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
             "bad_data",
             format!(
-                "request body not received within {:?} (server.read_timeout)",
-                ctx.read_timeout
+                "{} new series dropped: the head already holds the limit of {} series (limits.max_series); samples of existing series were written",
+                outcome.series_refused, ctx.series_max
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// The request's parameters: query string, plus the body for form-encoded POSTs.

@@ -1,11 +1,13 @@
-//! `/api/v1/status/buildinfo`, `runtimeinfo`, `flags` and `config`: Prometheus' field
-//! names and order, with tsdb's own values where it has them.
+//! `/api/v1/status/buildinfo`, `runtimeinfo`, `flags`, `config` and `tsdb`:
+//! Prometheus' field names and order, with tsdb's own values where it has them.
 //!
 //! Go-specific fields keep their names so clients that read them (Grafana's settings
 //! page, promtool) find them, and get the closest honest value: the shard count for
 //! `GOMAXPROCS` and `goroutineCount` (one pinned executor per shard), empty `GOGC`.
 
 use hyper::Response;
+use tsdb_engine::cardinality::Stat;
+use tsdb_engine::mesh::ShardStatus;
 
 use crate::http::{ApiError, Body, success_json};
 use crate::render::{self, object, rfc3339_ms, string};
@@ -61,6 +63,73 @@ pub fn runtimeinfo(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ("storageRetention", string(&info.storage_retention)),
     ]);
     Ok(success_json(&data, &[]))
+}
+
+/// Entries of each cardinality list, as Prometheus 2.42 reports them (it has no
+/// `limit` parameter before 2.44).
+const CARDINALITY_TOP: usize = 10;
+
+/// `/api/v1/status/tsdb`: Prometheus' head stats and cardinality lists over every
+/// shard's head, then tsdb's own `shards`: each shard's state, including whether it
+/// refuses writes and why.
+pub async fn tsdb(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let c = ctx.mesh.cardinality(CARDINALITY_TOP).await?;
+    let shards = ctx.mesh.status().await?;
+    let head = object(&[
+        ("numSeries", c.num_series.to_string()),
+        ("numLabelPairs", c.num_label_pairs.to_string()),
+        ("chunkCount", c.chunk_count.to_string()),
+        ("minTime", c.min_time_ms.to_string()),
+        ("maxTime", c.max_time_ms.to_string()),
+    ]);
+    let shards: Vec<String> = shards.iter().map(shard_json).collect();
+    let data = object(&[
+        ("headStats", head),
+        (
+            "seriesCountByMetricName",
+            stats_json(&c.series_count_by_metric_name),
+        ),
+        (
+            "labelValueCountByLabelName",
+            stats_json(&c.label_value_count_by_label_name),
+        ),
+        (
+            "memoryInBytesByLabelName",
+            stats_json(&c.memory_in_bytes_by_label_name),
+        ),
+        (
+            "seriesCountByLabelValuePair",
+            stats_json(&c.series_count_by_label_value_pair),
+        ),
+        ("shards", format!("[{}]", shards.join(","))),
+    ]);
+    Ok(success_json(&data, &[]))
+}
+
+fn stats_json(stats: &[Stat]) -> String {
+    let items: Vec<String> = stats
+        .iter()
+        .map(|s| object(&[("name", string(&s.name)), ("value", s.value.to_string())]))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn shard_json(s: &ShardStatus) -> String {
+    let or_null = |v: Option<&str>| v.map_or_else(|| "null".to_string(), string);
+    object(&[
+        ("shard", s.shard.to_string()),
+        ("readOnly", s.read_only_cause.is_some().to_string()),
+        ("cause", or_null(s.read_only_cause.map(|c| c.as_str()))),
+        ("reason", or_null(s.read_only.as_deref())),
+        ("headSeries", s.head_series.to_string()),
+        ("headSamples", s.head_samples.to_string()),
+        ("headChunks", s.head_chunks.to_string()),
+        ("blocks", s.blocks.to_string()),
+        ("blockBytes", s.block_bytes.to_string()),
+        ("walBytes", s.wal_bytes.to_string()),
+        ("walWriteErrors", s.wal_write_errors.to_string()),
+        ("walFsyncErrors", s.wal_fsync_errors.to_string()),
+    ])
 }
 
 /// Every option and its effective value, as strings; keys sorted, as Go writes a map.

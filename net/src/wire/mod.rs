@@ -5,6 +5,7 @@
 //! here, at the network boundary, and nowhere else.
 
 pub mod exposition;
+pub mod gzip;
 pub mod json_lines;
 pub mod line_protocol;
 mod proto_size;

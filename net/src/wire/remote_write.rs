@@ -85,6 +85,10 @@ const WRITE_REQUEST_FIELDS: &[Field] = &[
         inner: &[],
     },
 ];
+/// The decoded size a snappy body states in its header, if it has a valid one.
+pub fn decoded_len(body: &[u8]) -> Option<usize> {
+    snap::raw::decompress_len(body).ok()
+}
 
 /// Decodes a remote_write body: snappy *block* format (not the framed stream format),
 /// as Prometheus sends it, around a protobuf `WriteRequest`.
