@@ -4,6 +4,7 @@
 //! <data-dir>/
 //!   blocks/<ULID>/meta.json, index, chunks   immutable blocks (any shard may own one)
 //!   blocks/<ULID>.tmp/                       a block being written; removed on start
+//!   blocks/<ULID>.deleting/                  a block being deleted; removed on start
 //!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
 //!   lock                                     held while a server runs on the dir
 //! ```
@@ -19,6 +20,10 @@ pub const INDEX_FILE: &str = "index";
 pub const CHUNKS_FILE: &str = "chunks";
 /// Suffix of a block directory still being written: never read, removed on start.
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Suffix a block directory is renamed to before it is deleted, so a crash halfway
+/// through the deletion leaves a name that says so (removed on start), never a block
+/// directory with some of its files gone.
+pub const DELETING_SUFFIX: &str = ".deleting";
 /// Suffix given to a block set aside because it could not be read: never deleted.
 pub const BROKEN_SUFFIX: &str = ".broken";
 

@@ -40,6 +40,14 @@ pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 /// The smallest memtable budget we accept from configuration.
 pub const MEMTABLE_BYTES_MIN: u64 = 1 << 20;
 
+/// How long the parents of a compaction stay on disk after the merged block is in
+/// place. They are already out of the shard's block list (never read again); the wait
+/// is for a copy of `blocks/` taken while the server runs (the operations guide's
+/// rsync backup): one that started before the compaction and takes less than this
+/// finds every parent whole, one that started after it finds the merged block. The
+/// cost is disk: merged data is held twice for this long.
+pub const COMPACTED_PARENTS_GRACE_MS: u64 = 10 * 60 * 1000;
+
 const _: () = assert!(
     GROUP_COMMIT_BYTES_MAX <= WAL_RECORD_BYTES_MAX,
     "a grouped write must fit one record on replay"

@@ -32,6 +32,11 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
             std::fs::remove_dir_all(&path).ctx(|| format!("remove {}", path.display()))?;
             continue;
         }
+        if name.ends_with(layout::DELETING_SUFFIX) {
+            tracing::info!(path = %path.display(), "finishing the deletion of a block that a crash interrupted");
+            std::fs::remove_dir_all(&path).ctx(|| format!("remove {}", path.display()))?;
+            continue;
+        }
         if name.ends_with(layout::BROKEN_SUFFIX) || !path.is_dir() {
             continue;
         }
@@ -53,7 +58,7 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
         });
         if replaced {
             tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
-            std::fs::remove_dir_all(path).ctx(|| format!("remove {}", path.display()))?;
+            crate::compact::delete_block_dir(path)?;
         }
     }
     Ok(())
@@ -70,6 +75,7 @@ fn open_blocks(cfg: &ShardConfig) -> Result<Vec<Block>> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !path.is_dir()
             || name.ends_with(layout::TMP_SUFFIX)
+            || name.ends_with(layout::DELETING_SUFFIX)
             || name.ends_with(layout::BROKEN_SUFFIX)
         {
             continue;
@@ -212,6 +218,7 @@ impl Shard {
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
+            retired: Default::default(),
         })
     }
 }
