@@ -72,7 +72,16 @@ pub fn replay(
             let truncated = is_last && repair == Repair::TruncateTail;
             let damage = Damage { truncated, ..d };
             if truncated {
-                truncate(&seg.path, damage.offset)?;
+                if damage.offset == 0 && buf.len() <= segment::HEADER_BYTES {
+                    // A kill while the segment was being created left less than its
+                    // header and no record. Truncating it to 0 bytes would leave a
+                    // headerless segment in the middle of the log once the writer
+                    // starts the next one, reported as damage at every start; a whole
+                    // header makes it an empty segment.
+                    rewrite_header(&seg.path, shard)?;
+                } else {
+                    truncate(&seg.path, damage.offset)?;
+                }
                 tracing::warn!(
                     shard,
                     segment = %name,
@@ -162,6 +171,17 @@ fn truncate(path: &PathBuf, len: u64) -> Result<()> {
     })
 }
 
+fn rewrite_header(path: &PathBuf, shard: u32) -> Result<()> {
+    std::fs::write(path, segment::header(shard))
+        .and_then(|()| std::fs::File::open(path)?.sync_all())
+        .map_err(|e| {
+            Error::io(
+                format!("rewrite header of wal segment {}", path.display()),
+                e,
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +234,21 @@ mod tests {
             let (n, stats) = count(d.path(), Repair::TruncateTail);
             assert_eq!((n, stats.damage.len()), (3, 0));
         }
+    }
+
+    #[test]
+    fn a_torn_segment_header_becomes_an_empty_segment() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        let torn = d.path().join(layout::segment_name(2));
+        std::fs::write(&torn, &segment::header(0)[..7]).unwrap();
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (3, 1));
+        assert_eq!(std::fs::read(&torn).unwrap(), segment::header(0));
+        // Once a later segment follows it, it reads as an empty segment, not damage.
+        write_segment(d.path(), 3, 0, &samples_record(2));
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (5, 0));
     }
 
     #[test]
