@@ -48,6 +48,17 @@ pub const MEMTABLE_BYTES_MIN: u64 = 1 << 20;
 /// cost is disk: merged data is held twice for this long.
 pub const COMPACTED_PARENTS_GRACE_MS: u64 = 10 * 60 * 1000;
 
+/// Flush generations of WAL segments kept after the flush that made them obsolete.
+/// With 1, the segments a flush's block holds are deleted by the next flush, so a
+/// `blocks/` copy followed by a `wal/` copy (the guide's backup) that has one flush
+/// between them still finds the flushed data in the WAL copy; see
+/// `wal::checkpoint`. Each generation kept costs one flush interval's worth of WAL on disk.
+pub const WAL_FLUSH_GENERATIONS_KEPT: usize = 1;
+
+const _: () = assert!(
+    WAL_FLUSH_GENERATIONS_KEPT >= 1,
+    "a live backup copying wal/ after blocks/ needs the segments of the last flush"
+);
 const _: () = assert!(
     GROUP_COMMIT_BYTES_MAX <= WAL_RECORD_BYTES_MAX,
     "a grouped write must fit one record on replay"

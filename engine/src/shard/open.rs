@@ -124,6 +124,48 @@ fn set_aside(path: &Path, e: &Error) {
     }
 }
 
+/// Where this shard's replay starts: after the newest flush whose block is here.
+/// A block counts as here when its directory is, or when a compacted block lists it
+/// among its sources; every shard's blocks are looked at, since ownership follows the
+/// shard count. A missing newest block is normal on a restored live backup (its
+/// `blocks/` copy was made before that flush), so the line saying so is info.
+fn replay_plan(cfg: &ShardConfig, wal_dir: &Path) -> checkpoint::ReplayPlan {
+    let generations = checkpoint::read_generations(wal_dir);
+    let mut present: HashSet<String> = HashSet::new();
+    if let Ok(entries) = std::fs::read_dir(layout::blocks_dir(&cfg.data_dir)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if [
+                layout::TMP_SUFFIX,
+                layout::DELETING_SUFFIX,
+                layout::BROKEN_SUFFIX,
+            ]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+            {
+                continue;
+            }
+            let meta_path = entry.path().join(layout::META_FILE);
+            if let Ok(bytes) = std::fs::read(&meta_path)
+                && let Ok(meta) = BlockMeta::parse(&meta_path, &bytes)
+            {
+                present.extend(meta.compaction.sources);
+                present.insert(meta.ulid);
+            }
+        }
+    }
+    let plan = checkpoint::plan_replay(&generations, |b| present.contains(b));
+    if let Some(block) = &plan.missing_block {
+        tracing::info!(
+            shard = cfg.shard,
+            block = %block,
+            replay_from = %layout::segment_name(plan.replay_from),
+            "the block of the last flush is missing (a backup of blocks/ made before it?): replaying the WAL segments it held too"
+        );
+    }
+    plan
+}
+
 impl Shard {
     /// Opens shard `cfg.shard`: loads its blocks and replays its WAL.
     pub async fn open(cfg: ShardConfig, shared: Arc<Shared>) -> Result<Shard> {
@@ -134,7 +176,8 @@ impl Shard {
         if cfg.wal_enabled {
             let dir = layout::shard_wal_dir(&cfg.wal_root, cfg.shard as usize);
             std::fs::create_dir_all(&dir).ctx(|| format!("create wal dir {}", dir.display()))?;
-            let first = checkpoint::read(&dir);
+            let plan = replay_plan(&cfg, &dir);
+            let first = plan.replay_from;
             for seg in crate::wal::segment::list(&dir)? {
                 if seg.seq < first {
                     std::fs::remove_file(&seg.path)
@@ -172,6 +215,8 @@ impl Shard {
                     }
                 },
             )?;
+            // Segments kept for a backup but not replayed may use refs up to here.
+            next_ref = next_ref.max(plan.next_ref_min);
             let duration_ms = started.elapsed().as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
