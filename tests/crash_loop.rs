@@ -70,7 +70,9 @@ fn crash_loop(sync: &str, default_cycles: usize) {
     let cycles = count_from_env("TSDB_CRASH_CYCLES", default_cycles);
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::new(WRITERS);
+    // A sample a second: the head spans a block range every few seconds of this load
+    // and flushes on its own, besides the memtable budget.
+    let ledger = Ledger::new(WRITERS, 1000);
     let mut summary = Summary {
         cycles,
         ..Summary::default()

@@ -19,8 +19,6 @@ pub const METRIC: &str = "load";
 pub const SERIES_PER_WRITER: u64 = 2;
 /// Samples per series in one request.
 pub const SAMPLES_PER_REQUEST: u64 = 10;
-/// Spacing of a series' samples.
-const STEP_MS: i64 = 1000;
 /// How far before now the first sample lies: far enough that a long run (hundreds of
 /// thousands of samples per series) stays in the past, well inside the default 30 d
 /// retention.
@@ -45,6 +43,8 @@ struct WriterLog {
 #[derive(Debug)]
 pub struct Ledger {
     base_ms: i64,
+    /// Spacing of a series' samples.
+    step_ms: i64,
     writers: Vec<WriterLog>,
 }
 
@@ -76,11 +76,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// The timestamp of sample `seq` (the same for every series).
-pub fn timestamp_ms(base_ms: i64, seq: u64) -> i64 {
-    base_ms + seq as i64 * STEP_MS
-}
-
 /// The value of sample `seq` of series `k` of writer `w`: exact in an f64 and unique
 /// to the triple.
 pub fn value(w: usize, k: u64, seq: u64) -> f64 {
@@ -88,11 +83,21 @@ pub fn value(w: usize, k: u64, seq: u64) -> f64 {
 }
 
 impl Ledger {
-    pub fn new(writers: usize) -> Arc<Mutex<Ledger>> {
+    /// A ledger for `writers` writers whose series have a sample every `step_ms`. The
+    /// step sets how fast the head spans a block range (2 h) and so how often it
+    /// flushes on its own: at 1 s, every few seconds under this load; at 1 ms, never
+    /// within a test.
+    pub fn new(writers: usize, step_ms: i64) -> Arc<Mutex<Ledger>> {
         Arc::new(Mutex::new(Ledger {
             base_ms: (now_ms() - BASE_AGO_MS).div_euclid(60_000) * 60_000,
+            step_ms,
             writers: vec![WriterLog::default(); writers],
         }))
+    }
+
+    /// The timestamp of sample `seq` (the same for every series).
+    pub fn timestamp_ms(&self, seq: u64) -> i64 {
+        self.base_ms + seq as i64 * self.step_ms
     }
 
     /// The requests acknowledged so far.
@@ -148,7 +153,7 @@ impl Ledger {
                 }
                 for &first in &required {
                     for seq in first..first + SAMPLES_PER_REQUEST {
-                        let t = timestamp_ms(self.base_ms, seq);
+                        let t = self.timestamp_ms(seq);
                         match by_ts.get(&t) {
                             Some(&v) if v == value(w, k, seq) => {}
                             Some(&v) => {
@@ -168,12 +173,12 @@ impl Ledger {
                 report.acked_checked += required.len() as u64 * SAMPLES_PER_REQUEST;
                 for (&t, &v) in &by_ts {
                     let offset = t - self.base_ms;
-                    if offset < 0 || offset % STEP_MS != 0 {
+                    if offset < 0 || offset % self.step_ms != 0 {
                         return Err(format!(
                             "writer {w} series {k}: timestamp {t} was never sent"
                         ));
                     }
-                    let seq = (offset / STEP_MS) as u64;
+                    let seq = (offset / self.step_ms) as u64;
                     let first = seq - seq % SAMPLES_PER_REQUEST;
                     let Some(&acked) = sent.get(&first) else {
                         return Err(format!(
@@ -242,17 +247,19 @@ fn write_until_stopped(url: &str, w: usize, stop: &AtomicBool, ledger: &Mutex<Le
     let writer = w.to_string();
     let names: Vec<String> = (0..SERIES_PER_WRITER).map(|k| k.to_string()).collect();
     while !stop.load(Ordering::Relaxed) {
-        let (base_ms, first_seq, index) = {
+        let (timestamps, first_seq, index) = {
             let mut l = ledger.lock().unwrap();
-            let base_ms = l.base_ms;
+            let first_seq = l.writers[w].next_seq;
+            let timestamps: Vec<i64> = (first_seq..first_seq + SAMPLES_PER_REQUEST)
+                .map(|seq| l.timestamp_ms(seq))
+                .collect();
             let log = &mut l.writers[w];
-            let first_seq = log.next_seq;
             log.next_seq += SAMPLES_PER_REQUEST;
             log.requests.push(Request {
                 first_seq,
                 acked: false,
             });
-            (base_ms, first_seq, log.requests.len() - 1)
+            (timestamps, first_seq, log.requests.len() - 1)
         };
         let series: Vec<_> = (0..SERIES_PER_WRITER)
             .map(|k| {
@@ -262,7 +269,8 @@ fn write_until_stopped(url: &str, w: usize, stop: &AtomicBool, ledger: &Mutex<Le
                     ("s", names[k as usize].as_str()),
                 ];
                 let samples = (first_seq..first_seq + SAMPLES_PER_REQUEST)
-                    .map(|seq| (timestamp_ms(base_ms, seq), value(w, k, seq)))
+                    .zip(&timestamps)
+                    .map(|(seq, &t)| (t, value(w, k, seq)))
                     .collect();
                 (labels, samples)
             })
