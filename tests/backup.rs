@@ -113,9 +113,18 @@ fn copy_blocks(data: &Path, backup: &Path, latest: &Path, slow: bool, during: im
         during();
         return;
     }
-    // 512 KiB/s: the blocks of this test take a few seconds to copy.
+    // A quarter of the blocks' size per second: what is not hard-linked from the last
+    // backup (at least the last flush's block and the merged block, about half)
+    // takes seconds to copy however fast this machine ingests.
+    let bwlimit_kib = (dir_bytes(&data.join("blocks")) / 1024 / 4).max(16);
     let mut child = rsync_command()
-        .args(["-av", "--bwlimit=512", &link_dest, &src, &dst])
+        .args([
+            "-av",
+            &format!("--bwlimit={bwlimit_kib}"),
+            &link_dest,
+            &src,
+            &dst,
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -140,6 +149,21 @@ fn copy_blocks(data: &Path, backup: &Path, latest: &Path, slow: bool, during: im
         still_copying,
         "the blocks/ copy ended before the flush and compaction: the race did not happen"
     );
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Files in `dir`'s `blocks/` (block directories) for the failure message.
