@@ -118,8 +118,17 @@ pub(crate) fn delete_block_dir(dir: &Path) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let doomed = dir.with_file_name(format!("{name}{}", layout::DELETING_SUFFIX));
-    std::fs::rename(dir, &doomed)
-        .map_err(|e| crate::Error::io(format!("rename {} for deletion", dir.display()), e))?;
+    match std::fs::rename(dir, &doomed) {
+        Ok(()) => {}
+        // Already gone (an operator removed it): nothing left to delete.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(crate::Error::io(
+                format!("rename {} for deletion", dir.display()),
+                e,
+            ));
+        }
+    }
     std::fs::remove_dir_all(&doomed)
         .map_err(|e| crate::Error::io(format!("delete block {}", doomed.display()), e))
 }
@@ -332,6 +341,7 @@ mod tests {
         std::fs::write(block.join("meta.json"), b"{}").unwrap();
         delete_block_dir(&block).unwrap();
         assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+        delete_block_dir(&block).unwrap();
     }
 
     #[test]
