@@ -70,8 +70,8 @@ fn crash_loop(sync: &str, default_cycles: usize) {
     let cycles = count_from_env("TSDB_CRASH_CYCLES", default_cycles);
     let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
-    // A sample a second: the head spans a block range every few seconds of this load
-    // and flushes on its own, besides the memtable budget.
+    // A sample a second: the head spans a block range every couple of seconds of this
+    // load and flushes on its own, besides the memtable budget.
     let ledger = Ledger::new(WRITERS, 1000);
     let mut summary = Summary {
         cycles,
@@ -94,8 +94,9 @@ fn crash_loop(sync: &str, default_cycles: usize) {
             _ => None,
         };
         if admin.is_some() {
-            // Into the flush or compaction the request started (each takes a few ms).
-            std::thread::sleep(Duration::from_millis(rng.range(0, 20)));
+            // Into the flush or compaction the request started (each takes a few to a
+            // few tens of ms), or after it.
+            std::thread::sleep(Duration::from_millis(rng.range(0, 60)));
         }
         server.assert_no_unexpected_warnings(AFTER_KILL);
         let killed_output = server.kill9();

@@ -5,6 +5,10 @@
 //! Sample `seq` of series `k` of writer `w` has a timestamp and a value that are
 //! functions of `(w, k, seq)` alone, so a sample read back can be traced to the write
 //! that sent it, and a wrong value, a duplicate or a sample nobody sent is caught.
+//! Sequence numbers come from one counter shared by all writers, so every writer's
+//! timestamps advance together, as scraped data does: a writer that falls behind does
+//! not end up hours behind the others (a head spanning 2 h of timestamps flushes on
+//! every write, which is another test's matter).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +39,6 @@ struct Request {
 /// What one writer has sent.
 #[derive(Clone, Debug, Default)]
 struct WriterLog {
-    next_seq: u64,
     requests: Vec<Request>,
 }
 
@@ -45,6 +48,8 @@ pub struct Ledger {
     base_ms: i64,
     /// Spacing of a series' samples.
     step_ms: i64,
+    /// The first sample of the next request, whichever writer sends it.
+    next_seq: u64,
     writers: Vec<WriterLog>,
 }
 
@@ -91,6 +96,7 @@ impl Ledger {
         Arc::new(Mutex::new(Ledger {
             base_ms: (now_ms() - BASE_AGO_MS).div_euclid(60_000) * 60_000,
             step_ms,
+            next_seq: 0,
             writers: vec![WriterLog::default(); writers],
         }))
     }
@@ -249,12 +255,12 @@ fn write_until_stopped(url: &str, w: usize, stop: &AtomicBool, ledger: &Mutex<Le
     while !stop.load(Ordering::Relaxed) {
         let (timestamps, first_seq, index) = {
             let mut l = ledger.lock().unwrap();
-            let first_seq = l.writers[w].next_seq;
+            let first_seq = l.next_seq;
+            l.next_seq += SAMPLES_PER_REQUEST;
             let timestamps: Vec<i64> = (first_seq..first_seq + SAMPLES_PER_REQUEST)
                 .map(|seq| l.timestamp_ms(seq))
                 .collect();
             let log = &mut l.writers[w];
-            log.next_seq += SAMPLES_PER_REQUEST;
             log.requests.push(Request {
                 first_seq,
                 acked: false,
