@@ -118,6 +118,15 @@ fn crash_loop(sync: &str, default_cycles: usize) {
         );
         summary.restarts_truncating_wal_tail +=
             usize::from(messages.iter().any(|m| m == "truncated damaged WAL tail"));
+        // A flush's block is in place before the checkpoint names it, so a crash never
+        // leaves the checkpoint naming a missing block (only a live backup does).
+        assert!(
+            !messages
+                .iter()
+                .any(|m| m.starts_with("the block of the last flush is missing")),
+            "cycle {cycle}: a crash left the checkpoint naming a missing block\n{}",
+            server.output()
+        );
         let l = ledger.lock().unwrap();
         let acked = l.acked();
         assert!(
