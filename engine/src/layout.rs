@@ -6,6 +6,7 @@
 //!   blocks/<ULID>.tmp/                       a block being written; removed on start
 //!   blocks/<ULID>.deleting/                  a block being deleted; removed on start
 //!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
+//!   wal/<shard>/checkpoint                   the recent flushes and their blocks
 //!   lock                                     held while a server runs on the dir
 //! ```
 
@@ -18,6 +19,8 @@ pub const LOCK_FILE: &str = "lock";
 pub const META_FILE: &str = "meta.json";
 pub const INDEX_FILE: &str = "index";
 pub const CHUNKS_FILE: &str = "chunks";
+/// In a shard's WAL directory: the recent flush generations (`wal::checkpoint`).
+pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Suffix of a block directory still being written: never read, removed on start.
 pub const TMP_SUFFIX: &str = ".tmp";
 /// Suffix a block directory is renamed to before it is deleted, so a crash halfway

@@ -28,7 +28,7 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 use crate::limits::WAL_FLUSH_GENERATIONS_KEPT;
 
-pub const FILE: &str = "checkpoint";
+pub const FILE: &str = crate::layout::CHECKPOINT_FILE;
 
 /// The first line of a version 2 checkpoint.
 const HEADER_V2: &str = "tsdb-checkpoint 2";
