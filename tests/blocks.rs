@@ -155,15 +155,27 @@ fn compaction_merges_adjacent_blocks_and_keeps_every_sample() {
         );
         s.flush();
     }
-    assert_eq!(block_dirs(dir.path()).len(), 3);
+    let parents = block_dirs(dir.path());
+    assert_eq!(parents.len(), 3);
     let (status, body) = s.post("/api/v1/admin/compact", "text/plain", b"");
     assert_eq!(status, 204, "{body}");
     let blocks = block_dirs(dir.path());
-    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    let merged: Vec<_> = blocks.iter().filter(|b| !parents.contains(b)).collect();
+    assert_eq!(merged.len(), 1, "{blocks:?}");
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blocks[0].join("meta.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(merged[0].join("meta.json")).unwrap()).unwrap();
     assert_eq!(meta["compaction"]["level"], 2);
     assert_eq!(meta["compaction"]["sources"].as_array().unwrap().len(), 3);
+    // The parents are no longer read, but stay on disk for their grace period so a
+    // backup copy running meanwhile finds them whole.
+    assert_eq!(blocks.len(), 4, "{blocks:?}");
+    assert_eq!(points(&s.export("c")[0]), expected);
+    s.assert_no_unexpected_warnings(&[]);
+    // A restart ends the grace period: the merged block replaces its parents.
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let s = Server::start(dir.path(), &["--shards=1", "--compaction-interval=1h"]);
+    assert_eq!(block_dirs(dir.path()), vec![merged[0].clone()]);
     assert_eq!(points(&s.export("c")[0]), expected);
     s.assert_no_unexpected_warnings(&[]);
 }

@@ -5,15 +5,24 @@
 //! the blocks it replaced (`parents`). It is renamed into place before its parents are
 //! deleted; if a crash comes between the two, [`crate::shard::prepare_data_dir`]
 //! deletes the parents on the next start, so no sample is ever served twice or lost.
+//!
+//! The parents leave the shard's block list at once but stay on disk for
+//! [`COMPACTED_PARENTS_GRACE_MS`] (see [`Retired`]), so that a copy of `blocks/` made
+//! while the server runs (the operations guide's rsync backup) finds either every
+//! parent whole or the merged block, never neither. A block is deleted by renaming it
+//! `<ULID>.deleting` first, so a crash halfway through leaves no block directory with
+//! some of its files gone.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::block::{self, Block, BlockMeta, ChunkData, SeriesChunks};
 use crate::error::Result;
 use crate::head::{encode_chunks, sort_dedup};
 use crate::layout;
-use crate::limits::COMPACTION_RANGES_MS;
+use crate::limits::{COMPACTED_PARENTS_GRACE_MS, COMPACTION_RANGES_MS};
 use crate::model::Labels;
 use crate::shard::Shard;
 use crate::storage::Storage;
@@ -100,7 +109,71 @@ pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
     Ok(out)
 }
 
+/// Deletes a block directory: renames it `<name>.deleting` (atomic), then removes it.
+/// A crash after the rename leaves a directory that start-up removes
+/// ([`crate::shard::prepare_data_dir`]), never a half-deleted block that would look
+/// damaged.
+pub(crate) fn delete_block_dir(storage: &impl Storage, dir: &Path) -> Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let doomed = dir.with_file_name(format!("{name}{}", layout::DELETING_SUFFIX));
+    match storage.rename(dir, &doomed) {
+        Ok(()) => {}
+        // Already gone (an operator removed it): nothing left to delete.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(crate::Error::io(
+                format!("rename {} for deletion", dir.display()),
+                e,
+            ));
+        }
+    }
+    storage
+        .remove_dir_all(&doomed)
+        .map_err(|e| crate::Error::io(format!("delete block {}", doomed.display()), e))
+}
+
+/// Compacted parents waiting out their grace period before deletion.
+///
+/// The guarantee this buys is bounded: a `blocks/` copy that started before a
+/// compaction and takes longer than [`COMPACTED_PARENTS_GRACE_MS`] may list a parent
+/// and find it gone when it gets to it. A restart ends the wait early: start-up
+/// deletes parents that a finished compaction replaced.
+#[derive(Debug, Default)]
+pub(crate) struct Retired {
+    blocks: Vec<(PathBuf, Duration)>,
+}
+
+impl Retired {
+    /// Starts the grace period of block directory `dir` at `now` (the clock's
+    /// monotonic time).
+    pub(crate) fn add(&mut self, dir: PathBuf, now: Duration) {
+        self.blocks.push((dir, now));
+    }
+
+    /// Takes the directories whose grace period has ended at `now`.
+    pub(crate) fn take_due(&mut self, now: Duration) -> Vec<PathBuf> {
+        let grace = Duration::from_millis(COMPACTED_PARENTS_GRACE_MS);
+        let (due, waiting) = std::mem::take(&mut self.blocks)
+            .into_iter()
+            .partition(|(_, since)| now.saturating_sub(*since) >= grace);
+        self.blocks = waiting;
+        due.into_iter().map(|(dir, _)| dir).collect()
+    }
+}
+
 impl<S: Storage> Shard<S> {
+    /// Deletes the retired parents whose grace period is over.
+    fn delete_retired(&mut self) -> Result<()> {
+        for dir in self.retired.take_due(self.clock.monotonic()) {
+            delete_block_dir(&self.storage, &dir)?;
+            tracing::info!(shard = self.cfg.shard, block = %dir.display(), "deleted compacted block after its grace period");
+        }
+        Ok(())
+    }
+
     /// Deletes blocks wholly older than the retention period (by wall clock).
     fn apply_retention(&mut self) -> Result<usize> {
         if self.cfg.retention_ms <= 0 {
@@ -117,9 +190,7 @@ impl<S: Storage> Shard<S> {
             let dir = b.dir().to_path_buf();
             let ulid = b.meta().ulid.clone();
             drop(b);
-            self.storage.remove_dir_all(&dir).map_err(|e| {
-                crate::Error::io(format!("delete expired block {}", dir.display()), e)
-            })?;
+            delete_block_dir(&self.storage, &dir)?;
             tracing::info!(shard = self.cfg.shard, block = %ulid, "deleted block past retention");
         }
         Ok(n)
@@ -174,12 +245,11 @@ impl<S: Storage> Shard<S> {
         keep.push(merged);
         keep.sort_by_key(|b| b.meta().min_time);
         self.blocks = keep;
+        // The parents are no longer read (out of the list, files closed) but stay on
+        // disk for their grace period; see `Retired`.
+        let now = self.clock.monotonic();
         for b in removed {
-            let dir = b.dir().to_path_buf();
-            drop(b);
-            self.storage.remove_dir_all(&dir).map_err(|e| {
-                crate::Error::io(format!("delete compacted block {}", dir.display()), e)
-            })?;
+            self.retired.add(b.dir().to_path_buf(), now);
         }
         self.compactions += 1;
         tracing::info!(
@@ -197,6 +267,7 @@ impl<S: Storage> Shard<S> {
 
     /// Retention, then compaction until nothing is left to merge.
     pub(crate) fn compact_now(&mut self) -> Result<()> {
+        self.delete_retired()?;
         self.apply_retention()?;
         // Each merge shortens the list, so this ends; the bound is belt and braces.
         for _ in 0..1024 {
@@ -249,6 +320,45 @@ mod tests {
             version: 1,
             shard: 0,
         }
+    }
+
+    #[test]
+    fn retired_blocks_wait_out_their_grace_period() {
+        let t0 = Duration::from_secs(100);
+        let grace = Duration::from_millis(COMPACTED_PARENTS_GRACE_MS);
+        let mut r = Retired::default();
+        r.add(PathBuf::from("a"), t0);
+        r.add(PathBuf::from("b"), t0 + Duration::from_secs(1));
+        assert!(r.take_due(t0).is_empty());
+        assert!(r.take_due(t0 + grace - Duration::from_millis(1)).is_empty());
+        assert_eq!(r.take_due(t0 + grace), vec![PathBuf::from("a")]);
+        assert!(r.take_due(t0 + grace).is_empty(), "taken once");
+        assert_eq!(
+            r.take_due(t0 + grace + Duration::from_secs(1)),
+            vec![PathBuf::from("b")]
+        );
+    }
+
+    #[test]
+    fn a_block_is_renamed_before_it_is_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let block = d.path().join("01ABC");
+        std::fs::create_dir(&block).unwrap();
+        std::fs::write(block.join("meta.json"), b"{}").unwrap();
+        delete_block_dir(&crate::storage::DiskStorage, &block).unwrap();
+        assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+        delete_block_dir(&crate::storage::DiskStorage, &block).unwrap();
+    }
+
+    #[test]
+    fn start_up_finishes_an_interrupted_deletion() {
+        let d = tempfile::tempdir().unwrap();
+        let doomed = layout::blocks_dir(d.path()).join(format!("01ABC{}", layout::DELETING_SUFFIX));
+        std::fs::create_dir_all(&doomed).unwrap();
+        std::fs::write(doomed.join("index"), b"half").unwrap();
+        crate::shard::prepare_data_dir(d.path()).unwrap();
+        assert!(!doomed.exists());
+        assert!(layout::blocks_dir(d.path()).is_dir());
     }
 
     #[test]

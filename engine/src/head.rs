@@ -177,6 +177,28 @@ impl Head {
         self.by_ref.get(&wal_ref).copied()
     }
 
+    /// Makes WAL reference `wal_ref` name series `id` too. Replay meets one label set
+    /// under two references when it reads segments from both sides of a flush (the
+    /// head was reset, so the series was logged again under a new reference): kept
+    /// segments replayed because the last flush's block is missing.
+    pub fn alias_ref(&mut self, wal_ref: SeriesRef, id: u32) {
+        self.by_ref.insert(wal_ref, id);
+    }
+
+    /// Replays a WAL series record: creates the series, or, when the head already has
+    /// its labels under another reference, makes `wal_ref` name that series too.
+    pub fn replay_series(&mut self, labels: Labels, hash: u64, wal_ref: SeriesRef) {
+        if self.lookup_ref(wal_ref).is_some() {
+            return;
+        }
+        match self.lookup(&labels, hash) {
+            Some(id) => self.alias_ref(wal_ref, id),
+            None => {
+                self.create(labels, hash, wal_ref);
+            }
+        }
+    }
+
     pub fn labels(&self, id: u32) -> Option<&Labels> {
         self.series.get(id as usize).map(|s| &s.labels)
     }

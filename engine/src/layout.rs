@@ -4,8 +4,9 @@
 //! <data-dir>/
 //!   blocks/<ULID>/meta.json, index, chunks   immutable blocks (any shard may own one)
 //!   blocks/<ULID>.tmp/                       a block being written; removed on start
+//!   blocks/<ULID>.deleting/                  a block being deleted; removed on start
 //!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
-//!   wal/<shard>/checkpoint                   the first segment still needed
+//!   wal/<shard>/checkpoint                   the recent flushes and their blocks
 //!   wal/<shard>/migrating                    a shard-count migration under way (rare)
 //!   wal/shards                               the shard count the WAL was written with
 //!   lock                                     held while a server runs on the dir
@@ -26,8 +27,14 @@ pub const WAL_SHARDS_FILE: &str = "shards";
 pub const WAL_MIGRATING_FILE: &str = "migrating";
 /// Suffix a migrated old shard WAL directory takes before it is deleted.
 pub const WAL_MIGRATED_SUFFIX: &str = ".migrated";
+/// In a shard's WAL directory: the recent flush generations (`wal::checkpoint`).
+pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Suffix of a block directory still being written: never read, removed on start.
 pub const TMP_SUFFIX: &str = ".tmp";
+/// Suffix a block directory is renamed to before it is deleted, so a crash halfway
+/// through the deletion leaves a name that says so (removed on start), never a block
+/// directory with some of its files gone.
+pub const DELETING_SUFFIX: &str = ".deleting";
 /// Suffix given to a block set aside because it could not be read: never deleted.
 pub const BROKEN_SUFFIX: &str = ".broken";
 

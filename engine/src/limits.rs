@@ -59,6 +59,25 @@ pub const DISK_FULL_PROBE_INTERVAL: std::time::Duration = std::time::Duration::f
 /// flap between writable and full. `POST /api/v1/admin/writable` resumes without it.
 pub const DISK_FULL_RESUME_SEGMENTS: u64 = 2;
 
+/// How long the parents of a compaction stay on disk after the merged block is in
+/// place. They are already out of the shard's block list (never read again); the wait
+/// is for a copy of `blocks/` taken while the server runs (the operations guide's
+/// rsync backup): one that started before the compaction and takes less than this
+/// finds every parent whole, one that started after it finds the merged block. The
+/// cost is disk: merged data is held twice for this long.
+pub const COMPACTED_PARENTS_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// Flush generations of WAL segments kept after the flush that made them obsolete.
+/// With 1, the segments a flush's block holds are deleted by the next flush, so a
+/// `blocks/` copy followed by a `wal/` copy (the guide's backup) that has one flush
+/// between them still finds the flushed data in the WAL copy; see
+/// `wal::checkpoint`. Each generation kept costs one flush interval's worth of WAL on disk.
+pub const WAL_FLUSH_GENERATIONS_KEPT: usize = 1;
+
+const _: () = assert!(
+    WAL_FLUSH_GENERATIONS_KEPT >= 1,
+    "a live backup copying wal/ after blocks/ needs the segments of the last flush"
+);
 const _: () = assert!(
     GROUP_COMMIT_BYTES_MAX <= WAL_RECORD_BYTES_MAX,
     "a grouped write must fit one record on replay"

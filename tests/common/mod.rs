@@ -10,6 +10,7 @@
     reason = "test harness: a failed step should fail the test loudly"
 )]
 
+pub mod load;
 pub mod metrics;
 
 use std::io::{BufRead, BufReader, Read};
@@ -20,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tsdb");
+
+/// The largest response body a test reads.
+pub const RESPONSE_BYTES_MAX: u64 = 1 << 30;
 
 /// A running server.
 pub struct Server {
@@ -141,13 +145,15 @@ impl Server {
     pub fn get(&self, path: &str) -> (u16, String) {
         let mut r = self.agent.get(&self.url(path)).call().expect("GET");
         let status = r.status().as_u16();
-        // ureq stops at 10 MiB by default; a large export must not read as empty.
+        // ureq stops reading a body at 10 MB by default; an export of a long test run
+        // is larger, and a body cut short must fail the test, not read as empty.
         let body = r
             .body_mut()
             .with_config()
-            .limit(1 << 30)
+            .limit(RESPONSE_BYTES_MAX)
+            .lossy_utf8(true)
             .read_to_string()
-            .expect("read the answer");
+            .unwrap_or_else(|e| panic!("GET {path}: reading the {status} response body: {e}"));
         (status, body)
     }
 
@@ -385,4 +391,74 @@ pub fn points(line: &serde_json::Value) -> Vec<(i64, f64)> {
         .zip(vs)
         .map(|(t, v)| (t.as_i64().unwrap(), v.as_f64().unwrap_or(f64::NAN)))
         .collect()
+}
+
+/// A small seeded PRNG (SplitMix64) for tests that pick random moments: the same seed
+/// gives the same choices, so a failure can be replayed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi` (`hi > lo`).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+}
+
+/// The seed named by environment variable `var`, or one from the clock; printed so
+/// that a failing run can be repeated with `var=<seed>`.
+pub fn seed_from_env(var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("seed {seed} (repeat with {var}={seed})");
+    seed
+}
+
+/// Every file and directory under `dir` with its size, one per line, for a failure
+/// message.
+pub fn tree(dir: &Path) -> String {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            out.push(format!("{} {len}", p.display()));
+            if p.is_dir() {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.join("\n")
+}
+
+/// A count from environment variable `var`, or `default`.
+pub fn count_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }

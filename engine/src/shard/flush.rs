@@ -21,9 +21,11 @@ impl<S: Storage> Shard<S> {
     /// WAL segments the block made obsolete.
     ///
     /// Order, for crash safety: cut a new WAL segment `S` (later writes go there) →
-    /// write the block (temp dir, fsync, rename) → write the checkpoint `S` → delete
-    /// segments below `S`. A crash before the rename replays the old segments into the
-    /// head again; after it, the checkpoint or the timestamp dedup keeps data single.
+    /// write the block `B` (temp dir, fsync, rename) → add `(S, B)` to the checkpoint →
+    /// delete the segments below the previous flush's cut (one generation late, for a
+    /// live backup; see `wal::checkpoint`). A crash before the rename replays the old
+    /// segments into the head again; after it, the checkpoint or the timestamp dedup
+    /// keeps data single.
     /// If the block cannot be written, the head stays as it was and the shard goes
     /// read-only: the data is still in the WAL and in memory.
     pub async fn flush(&mut self) -> Result<()> {
@@ -68,8 +70,14 @@ impl<S: Storage> Shard<S> {
         self.flushes += 1;
         if let (Some(seq), Some(wal)) = (cut, self.wal.as_mut()) {
             let dir = layout::shard_wal_dir(&self.cfg.wal_root, self.cfg.shard as usize);
-            checkpoint::write_in(&self.storage, &dir, seq)?;
-            wal.remove_before(seq)?;
+            let flushed = checkpoint::Generation {
+                first_needed: seq,
+                block: Some(ulid),
+                next_ref: self.next_ref,
+            };
+            // Not `seq`: the segments of the last generations stay for a live backup.
+            let obsolete_below = checkpoint::record_flush_in(&self.storage, &dir, flushed)?;
+            wal.remove_before(obsolete_below)?;
         }
         Ok(())
     }

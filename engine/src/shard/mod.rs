@@ -93,6 +93,8 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) samples_appended: u64,
     pub(crate) flushes: u64,
     pub(crate) compactions: u64,
+    /// Compacted parents waiting out their grace period before deletion.
+    pub(crate) retired: crate::compact::Retired,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {

@@ -43,6 +43,13 @@ pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()
                 .ctx(|| format!("remove {}", path.display()))?;
             continue;
         }
+        if entry.name.ends_with(layout::DELETING_SUFFIX) {
+            tracing::info!(path = %path.display(), "finishing the deletion of a block that a crash interrupted");
+            storage
+                .remove_dir_all(&path)
+                .ctx(|| format!("remove {}", path.display()))?;
+            continue;
+        }
         if entry.name.ends_with(layout::BROKEN_SUFFIX) || !entry.is_dir {
             continue;
         }
@@ -65,9 +72,7 @@ pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()
         });
         if replaced {
             tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
-            storage
-                .remove_dir_all(path)
-                .ctx(|| format!("remove {}", path.display()))?;
+            crate::compact::delete_block_dir(storage, path)?;
         }
     }
     Ok(())
@@ -85,6 +90,7 @@ fn open_blocks(storage: &impl Storage, cfg: &ShardConfig) -> Result<Vec<Block>> 
         let path = dir.join(&entry.name);
         if !entry.is_dir
             || entry.name.ends_with(layout::TMP_SUFFIX)
+            || entry.name.ends_with(layout::DELETING_SUFFIX)
             || entry.name.ends_with(layout::BROKEN_SUFFIX)
         {
             continue;
@@ -148,6 +154,53 @@ pub(super) fn set_aside(
     }
 }
 
+/// Where this shard's replay starts: after the newest flush whose block is here.
+/// A block counts as here when its directory is, or when a compacted block lists it
+/// among its sources; every shard's blocks are looked at, since ownership follows the
+/// shard count. A missing newest block is normal on a restored live backup (its
+/// `blocks/` copy was made before that flush), so the line saying so is info.
+fn replay_plan(
+    storage: &impl Storage,
+    cfg: &ShardConfig,
+    wal_dir: &Path,
+) -> checkpoint::ReplayPlan {
+    let generations = checkpoint::read_generations_in(storage, wal_dir);
+    let mut present: HashSet<String> = HashSet::new();
+    let blocks_dir = layout::blocks_dir(&cfg.data_dir);
+    if let Ok(entries) = storage.read_dir(&blocks_dir) {
+        for entry in entries {
+            let name = entry.name;
+            if [
+                layout::TMP_SUFFIX,
+                layout::DELETING_SUFFIX,
+                layout::BROKEN_SUFFIX,
+            ]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+            {
+                continue;
+            }
+            let meta_path = blocks_dir.join(&name).join(layout::META_FILE);
+            if let Ok(bytes) = storage.read(&meta_path)
+                && let Ok(meta) = BlockMeta::parse(&meta_path, &bytes)
+            {
+                present.extend(meta.compaction.sources);
+                present.insert(meta.ulid);
+            }
+        }
+    }
+    let plan = checkpoint::plan_replay(&generations, |b| present.contains(b));
+    if let Some(block) = &plan.missing_block {
+        tracing::info!(
+            shard = cfg.shard,
+            block = %block,
+            replay_from = %layout::segment_name(plan.replay_from),
+            "the block of the last flush is missing (a backup of blocks/ made before it?): replaying the WAL segments it held too"
+        );
+    }
+    plan
+}
+
 impl Shard {
     /// Opens shard `cfg.shard` on the disk: loads its blocks and replays its WAL.
     pub async fn open(cfg: ShardConfig, shared: Arc<Shared>) -> Result<Shard> {
@@ -172,7 +225,8 @@ impl<S: Storage> Shard<S> {
             storage
                 .create_dir_all(&dir)
                 .ctx(|| format!("create wal dir {}", dir.display()))?;
-            let first = checkpoint::read_in(&storage, &dir);
+            let plan = replay_plan(&storage, &cfg, &dir);
+            let first = plan.replay_from;
             for seg in crate::wal::segment::list_in(&storage, &dir)? {
                 if seg.seq < first {
                     storage
@@ -194,9 +248,7 @@ impl<S: Storage> Shard<S> {
                         for (r, labels) in series {
                             next_ref = next_ref.max(r + 1);
                             let hash = labels.stable_hash();
-                            if head.lookup_ref(r).is_none() {
-                                head.create(labels, hash, r);
-                            }
+                            head.replay_series(labels, hash, r);
                         }
                     }
                     Record::Samples(batch) => {
@@ -218,6 +270,8 @@ impl<S: Storage> Shard<S> {
                     }
                 },
             )?;
+            // Segments kept for a backup but not replayed may use refs up to here.
+            next_ref = next_ref.max(plan.next_ref_min);
             let duration_ms = clock.monotonic().saturating_sub(started).as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
@@ -268,6 +322,7 @@ impl<S: Storage> Shard<S> {
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
+            retired: Default::default(),
         })
     }
 }

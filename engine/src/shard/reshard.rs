@@ -126,9 +126,7 @@ fn replay_by_owner(storage: &impl Storage, dir: &Path, old: u32, shards: u32) ->
                     let hash = labels.stable_hash();
                     let owner = (hash % u64::from(shards)) as u32;
                     let head = heads.entry(owner).or_default();
-                    if head.lookup_ref(r).is_none() {
-                        head.create(labels, hash, r);
-                    }
+                    head.replay_series(labels, hash, r);
                     owner_of_ref.insert(r, owner);
                 }
             }

@@ -145,18 +145,21 @@ pub fn inspect_shard(dir: &Path, shard: u32) -> Result<ShardReport> {
         .read(&checkpoint_path)
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let first = match text {
-        Ok(text) => match text.trim().parse::<u64>() {
-            Ok(seq) => {
+        Ok(text) => match checkpoint::parse(&text) {
+            // The newest flush's cut: older segments are kept one flush generation for
+            // a live backup and are not replayed while that flush's block is present.
+            Some(generations) => {
+                let seq = generations.last().map_or(0, |g| g.first_needed);
                 report.checkpoint = Some(seq);
                 seq
             }
-            Err(_) => {
+            None => {
                 // Replay treats an unreadable checkpoint as none and replays everything.
                 report.damage.push(Damage {
                     segment: checkpoint::FILE.to_string(),
                     offset: 0,
                     bytes_dropped: 0,
-                    reason: format!("checkpoint {text:?} is not a segment number; ignored"),
+                    reason: format!("checkpoint {text:?} does not parse; ignored"),
                     truncated: false,
                 });
                 0

@@ -104,16 +104,32 @@ pub fn replay_in(
             let truncated = is_last && repair == Repair::TruncateTail && !is_foreign(&d);
             let damage = Damage { truncated, ..d };
             if truncated {
-                storage.truncate(&seg.path, damage.offset).map_err(|e| {
-                    Error::io(
-                        format!(
-                            "truncate wal segment {} to {}",
-                            seg.path.display(),
-                            damage.offset
-                        ),
-                        e,
-                    )
-                })?;
+                if damage.offset == 0 && buf.len() <= segment::HEADER_BYTES {
+                    // A kill while the segment was being created left less than its
+                    // header and no record. Truncating it to 0 bytes would leave a
+                    // headerless segment in the middle of the log once the writer
+                    // starts the next one, reported as damage at every start; a whole
+                    // header makes it an empty segment.
+                    storage
+                        .write_file_synced(&seg.path, &segment::header(shard))
+                        .map_err(|e| {
+                            Error::io(
+                                format!("rewrite header of wal segment {}", seg.path.display()),
+                                e,
+                            )
+                        })?;
+                } else {
+                    storage.truncate(&seg.path, damage.offset).map_err(|e| {
+                        Error::io(
+                            format!(
+                                "truncate wal segment {} to {}",
+                                seg.path.display(),
+                                damage.offset
+                            ),
+                            e,
+                        )
+                    })?;
+                }
                 tracing::warn!(
                     shard,
                     segment = %name,
@@ -297,6 +313,21 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_segment_header_becomes_an_empty_segment() {
+        let d = tempfile::tempdir().unwrap();
+        write_segment(d.path(), 1, 0, &samples_record(3));
+        let torn = d.path().join(layout::segment_name(2));
+        std::fs::write(&torn, &segment::header(0)[..7]).unwrap();
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (3, 1));
+        assert_eq!(std::fs::read(&torn).unwrap(), segment::header(0));
+        // Once a later segment follows it, it reads as an empty segment, not damage.
+        write_segment(d.path(), 3, 0, &samples_record(2));
+        let (n, stats) = count(d.path(), Repair::TruncateTail);
+        assert_eq!((n, stats.damage.len()), (5, 0));
+    }
+
+    #[test]
     fn read_only_replay_changes_nothing() {
         let d = tempfile::tempdir().unwrap();
         let mut recs = samples_record(3);
@@ -365,7 +396,12 @@ mod tests {
         std::fs::write(&torn, &segment::header(0)[..7]).unwrap();
         let (n, stats) = count(d.path(), Repair::TruncateTail);
         assert_eq!((n, stats.damage.len()), (3, 1));
-        assert_eq!(std::fs::metadata(&torn).unwrap().len(), 0);
+        // The last segment, shorter than a header, is given a whole one.
+        assert_eq!(
+            std::fs::read(&torn).unwrap(),
+            segment::header(0).to_vec(),
+            "the torn header is rewritten whole"
+        );
         // The writer then starts segment 3; the empty segment 2 is no damage.
         write_segment(d.path(), 3, 0, &samples_record(2));
         let (n, stats) = count(d.path(), Repair::TruncateTail);
