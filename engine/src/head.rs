@@ -27,6 +27,10 @@ struct MemSeries {
     last_timestamp_ms: i64,
     min_time_ms: i64,
     max_time_ms: i64,
+    /// Whether this process has written the series' record to the WAL. A series
+    /// replayed on start has not: its record may sit in bytes whose sync failed
+    /// before a restart, which a crash can still take away.
+    logged: bool,
 }
 
 impl MemSeries {
@@ -185,6 +189,13 @@ impl Head {
         self.series.get(id as usize).map(|s| s.wal_ref)
     }
 
+    /// Makes WAL reference `wal_ref` name series `id` too: on replay, a series logged
+    /// again under a new reference (a flush whose checkpoint was not written, then a
+    /// new series record after it) stays one series.
+    pub fn alias_ref(&mut self, wal_ref: SeriesRef, id: u32) {
+        self.by_ref.insert(wal_ref, id);
+    }
+
     /// Adds a series (which the caller has checked is new) and returns its id.
     pub fn create(&mut self, labels: Labels, hash: u64, wal_ref: SeriesRef) -> u32 {
         let id = u32::try_from(self.series.len()).unwrap_or(u32::MAX);
@@ -210,8 +221,28 @@ impl Head {
             last_timestamp_ms: i64::MIN,
             min_time_ms: i64::MAX,
             max_time_ms: i64::MIN,
+            logged: true,
         });
         id
+    }
+
+    /// Marks every series as not yet logged by this process (after a replay).
+    pub fn mark_all_unlogged(&mut self) {
+        for s in &mut self.series {
+            s.logged = false;
+        }
+    }
+
+    /// True, once, for a series this process has not logged yet: the caller writes
+    /// its record along with its samples.
+    pub fn log_once(&mut self, id: u32) -> bool {
+        match self.series.get_mut(id as usize) {
+            Some(s) if !s.logged => {
+                s.logged = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Appends one sample to series `id`.

@@ -53,21 +53,32 @@ pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()
             metas.push((path, meta));
         }
     }
-    for (path, meta) in &metas {
-        let own: HashSet<&String> = meta.compaction.sources.iter().collect();
-        let replaced = metas.iter().any(|(p, other)| {
-            p != path
-                && other.compaction.level > meta.compaction.level
-                && other.shard == meta.shard
-                && !own.is_empty()
-                && own.iter().all(|s| other.compaction.sources.contains(s))
-        });
-        if replaced {
-            tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
-            storage
-                .remove_dir_all(path)
-                .ctx(|| format!("remove {}", path.display()))?;
-        }
+    let replaced: Vec<&(PathBuf, BlockMeta)> = metas
+        .iter()
+        .filter(|(path, meta)| {
+            let own: HashSet<&String> = meta.compaction.sources.iter().collect();
+            metas.iter().any(|(p, other)| {
+                p != path
+                    && other.compaction.level > meta.compaction.level
+                    && other.shard == meta.shard
+                    && !own.is_empty()
+                    && own.iter().all(|s| other.compaction.sources.contains(s))
+            })
+        })
+        .collect();
+    if !replaced.is_empty() {
+        // The compaction that made the replacing block may have died before its rename
+        // was synced (or the sync failed): make it durable before its parents go, or a
+        // crash could take the new block and leave the parents half deleted.
+        storage
+            .sync_dir(&blocks)
+            .ctx(|| format!("fsync {}", blocks.display()))?;
+    }
+    for (path, meta) in replaced {
+        tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
+        storage
+            .remove_dir_all(path)
+            .ctx(|| format!("remove {}", path.display()))?;
     }
     Ok(())
 }
@@ -178,9 +189,15 @@ impl<S: Storage> Shard<S> {
                     Record::Series(series) => {
                         for (r, labels) in series {
                             next_ref = next_ref.max(r + 1);
+                            if head.lookup_ref(r).is_some() {
+                                continue;
+                            }
                             let hash = labels.stable_hash();
-                            if head.lookup_ref(r).is_none() {
-                                head.create(labels, hash, r);
+                            match head.lookup(&labels, hash) {
+                                Some(id) => head.alias_ref(r, id),
+                                None => {
+                                    head.create(labels, hash, r);
+                                }
                             }
                         }
                     }
@@ -197,6 +214,7 @@ impl<S: Storage> Shard<S> {
                     }
                 },
             )?;
+            head.mark_all_unlogged();
             let duration_ms = clock.monotonic().saturating_sub(started).as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
@@ -233,6 +251,10 @@ impl<S: Storage> Shard<S> {
                 .await?,
             );
         }
+        let last_ulid = blocks
+            .iter()
+            .filter_map(|b| ulid::Ulid::from_string(&b.meta().ulid).ok())
+            .max();
         Ok(Shard {
             cfg,
             shared,
@@ -242,6 +264,7 @@ impl<S: Storage> Shard<S> {
             blocks,
             wal,
             next_ref,
+            last_ulid,
             read_only: None,
             samples_appended: 0,
             flushes: 0,
