@@ -14,6 +14,7 @@ use tsdb_engine::limits::SHARD_INBOX_CAPACITY;
 use tsdb_engine::mesh::{Mesh, ShardRequest};
 use tsdb_engine::promql::QueryOptions;
 use tsdb_engine::shard::{Shard, ShardConfig, Shared, migrate_wal, prepare_data_dir};
+use tsdb_engine::storage::{DiskStorage, Storage};
 use tsdb_engine::wal::SyncMode;
 use tsdb_net::metrics::Metrics;
 use tsdb_net::server::{Ctx, ServerInfo, serve};
@@ -60,7 +61,9 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         compaction_interval = %format_duration(cfg.compaction_interval),
         "starting TSDB server"
     );
-    std::fs::create_dir_all(&cfg.data_dir)
+    // Durably: a data dir the crash takes away takes everything synced into it.
+    DiskStorage
+        .create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("create data dir {}: {e}", cfg.data_dir.display()))?;
     let _lock = lock_data_dir(&cfg)?;
     prepare_data_dir(&cfg.data_dir).map_err(|e| e.to_string())?;

@@ -70,10 +70,12 @@ pub fn plan(metas: &[&BlockMeta]) -> Option<Vec<usize>> {
 
 /// Merges the series of `parents` into one list of block series. Chunks are copied as
 /// they are when the parents do not overlap in time; overlapping series are decoded,
-/// merged, deduplicated by timestamp and re-encoded.
+/// merged, deduplicated by timestamp and re-encoded. Where two parents hold the same
+/// timestamp, the one written later (the larger ULID, see [`by_age`]) wins, as the
+/// sample written last wins everywhere else.
 pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
     let mut by_labels: BTreeMap<Labels, Vec<ChunkData>> = BTreeMap::new();
-    for b in parents {
+    for b in by_age(parents.iter().copied()) {
         for s in b.all_series() {
             let chunks = b.read_chunks(s)?;
             by_labels
@@ -83,14 +85,16 @@ pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
         }
     }
     let mut out = Vec::with_capacity(by_labels.len());
-    for (labels, mut chunks) in by_labels {
+    for (labels, written) in by_labels {
+        let mut chunks = written.clone();
         chunks.sort_by_key(|c| c.min_time);
         let overlapping = chunks
             .windows(2)
             .any(|w| matches!(w, [a, b] if b.min_time <= a.max_time));
         let chunks = if overlapping {
+            // Decoded oldest block first, so the stable dedup keeps the newest sample.
             let mut samples = Vec::new();
-            for c in &chunks {
+            for c in &written {
                 samples.extend(crate::chunk::decode(&c.data).map_err(|e| {
                     crate::Error::corrupt(
                         labels.to_string(),
@@ -164,6 +168,15 @@ impl Retired {
     }
 }
 
+/// Blocks from the oldest written to the newest: by ULID, which a shard hands out in
+/// increasing order (see `Shard::next_block_ulid`), so that of two overlapping blocks
+/// the later one holds the later writes.
+pub fn by_age<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Vec<&'a Block> {
+    let mut out: Vec<&Block> = blocks.into_iter().collect();
+    out.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+    out
+}
+
 impl<S: Storage> Shard<S> {
     /// Deletes the retired parents whose grace period is over.
     fn delete_retired(&mut self) -> Result<()> {
@@ -202,10 +215,10 @@ impl<S: Storage> Shard<S> {
         let Some(group) = plan(&metas) else {
             return Ok(false);
         };
+        let ulid = self.next_block_ulid();
         let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
         let started = self.clock.monotonic();
         let series = merge(&parents)?;
-        let ulid = self.clock.ulid().to_string();
         let level = parents
             .iter()
             .map(|b| b.meta().compaction.level)

@@ -27,6 +27,10 @@ struct MemSeries {
     last_timestamp_ms: i64,
     min_time_ms: i64,
     max_time_ms: i64,
+    /// Whether this process has written the series' record to the WAL. A series
+    /// replayed on start has not: its record may sit in bytes whose sync failed
+    /// before a restart, which a crash can still take away.
+    logged: bool,
 }
 
 impl MemSeries {
@@ -180,7 +184,8 @@ impl Head {
     /// Makes WAL reference `wal_ref` name series `id` too. Replay meets one label set
     /// under two references when it reads segments from both sides of a flush (the
     /// head was reset, so the series was logged again under a new reference): kept
-    /// segments replayed because the last flush's block is missing.
+    /// segments replayed because the last flush's block is missing, or a flush whose
+    /// checkpoint was not written.
     pub fn alias_ref(&mut self, wal_ref: SeriesRef, id: u32) {
         self.by_ref.insert(wal_ref, id);
     }
@@ -232,8 +237,28 @@ impl Head {
             last_timestamp_ms: i64::MIN,
             min_time_ms: i64::MAX,
             max_time_ms: i64::MIN,
+            logged: true,
         });
         id
+    }
+
+    /// Marks every series as not yet logged by this process (after a replay).
+    pub fn mark_all_unlogged(&mut self) {
+        for s in &mut self.series {
+            s.logged = false;
+        }
+    }
+
+    /// True, once, for a series this process has not logged yet: the caller writes
+    /// its record along with its samples.
+    pub fn log_once(&mut self, id: u32) -> bool {
+        match self.series.get_mut(id as usize) {
+            Some(s) if !s.logged => {
+                s.logged = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Appends one sample to series `id`.

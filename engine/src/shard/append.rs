@@ -22,6 +22,8 @@ impl<S: Storage> Shard<S> {
             return;
         }
         let mut wal_buf = Vec::new();
+        // Series whose record goes into this write: new ones, and replayed ones not yet
+        // logged by this process.
         let mut new_series = Vec::new();
         let mut resolved: Vec<(u32, Sample)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
@@ -31,7 +33,16 @@ impl<S: Storage> Shard<S> {
             debug_assert_eq!(batch.len(), hashes.len(), "one hash per series");
             for (series, hash) in batch.into_iter().zip(hashes) {
                 let id = match self.head.lookup(&series.labels, hash) {
-                    Some(id) => id,
+                    Some(id) => {
+                        // A series replayed on start is logged again before its first
+                        // new sample, so that sample never depends on a record that
+                        // may not be durable (bytes of a failed sync, still in the page
+                        // cache when this process replayed them).
+                        if self.head.log_once(id) {
+                            new_series.push(id);
+                        }
+                        id
+                    }
                     None if !self.reserve_series() => {
                         outcome.series_refused += 1;
                         continue;

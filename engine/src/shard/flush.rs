@@ -10,6 +10,20 @@ use crate::storage::Storage;
 use crate::wal::checkpoint;
 
 impl<S: Storage> Shard<S> {
+    /// A ULID for a new block, larger than every block this shard has: the clock's, or
+    /// the last one plus one when the clock has not moved past it (several blocks in a
+    /// millisecond, whose random bits would otherwise order them at random, or a clock
+    /// stepped back). Reads and compaction rely on it to let later writes win.
+    pub(crate) fn next_block_ulid(&mut self) -> String {
+        let fresh = self.clock.ulid();
+        let ulid = match self.last_ulid {
+            Some(last) if fresh <= last => last.increment().unwrap_or(fresh),
+            _ => fresh,
+        };
+        self.last_ulid = Some(ulid);
+        ulid.to_string()
+    }
+
     /// Whether the head has reached its memory budget or spans a block range.
     pub(crate) fn head_needs_flush(&self) -> bool {
         !self.head.is_empty()
@@ -33,10 +47,18 @@ impl<S: Storage> Shard<S> {
             return Ok(());
         }
         let cut = match self.wal.as_mut() {
-            Some(w) => Some(w.cut().await?),
+            Some(w) => match w.cut().await {
+                Ok(seq) => Some(seq),
+                Err(e) => {
+                    // The writer is poisoned now; the shard says so at once, not at
+                    // the next append.
+                    self.wal_failed(&e);
+                    return Err(e);
+                }
+            },
             None => None,
         };
-        let ulid = self.clock.ulid().to_string();
+        let ulid = self.next_block_ulid();
         let encoded = block::encode_block(
             &ulid,
             self.cfg.shard,

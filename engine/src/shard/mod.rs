@@ -87,6 +87,8 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) wal: Option<WalWriter<S>>,
     /// The next WAL series reference to hand out.
     pub(crate) next_ref: u64,
+    /// The largest block ULID this shard has seen or made; new ones go above it.
+    pub(crate) last_ulid: Option<ulid::Ulid>,
     /// The fault that makes the shard refuse writes, if one does (see [`writable`]).
     pub(crate) read_only: Option<(ReadOnlyCause, String)>,
     pub(crate) writes: writable::WriteState,
@@ -302,7 +304,7 @@ impl<S: Storage> Shard<S> {
         false
     }
 
-    async fn sync_wal(&mut self) {
+    pub(crate) async fn sync_wal(&mut self) {
         let Some(wal) = self.wal.as_mut() else { return };
         if let Err(e) = wal.sync().await {
             self.wal_failed(&e);

@@ -62,18 +62,29 @@ pub fn prepare_data_dir_in(storage: &impl Storage, data_dir: &Path) -> Result<()
     }
     // Sources are ULIDs, unique across shards, so the check ignores `shard`: after a
     // shard-count change one shard may merge blocks that different shards wrote.
-    for (path, meta) in &metas {
-        let own: HashSet<&String> = meta.compaction.sources.iter().collect();
-        let replaced = metas.iter().any(|(p, other)| {
-            p != path
-                && other.compaction.level > meta.compaction.level
-                && !own.is_empty()
-                && own.iter().all(|s| other.compaction.sources.contains(s))
-        });
-        if replaced {
-            tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
-            crate::compact::delete_block_dir(storage, path)?;
-        }
+    let replaced: Vec<&(PathBuf, BlockMeta)> = metas
+        .iter()
+        .filter(|(path, meta)| {
+            let own: HashSet<&String> = meta.compaction.sources.iter().collect();
+            metas.iter().any(|(p, other)| {
+                p != path
+                    && other.compaction.level > meta.compaction.level
+                    && !own.is_empty()
+                    && own.iter().all(|s| other.compaction.sources.contains(s))
+            })
+        })
+        .collect();
+    if !replaced.is_empty() {
+        // The compaction that made the replacing block may have died before its rename
+        // was synced (or the sync failed): make it durable before its parents go, or a
+        // crash could take the new block and leave the parents half deleted.
+        storage
+            .sync_dir(&blocks)
+            .ctx(|| format!("fsync {}", blocks.display()))?;
+    }
+    for (path, meta) in replaced {
+        tracing::info!(block = %meta.ulid, "removing block already merged into a compacted block");
+        crate::compact::delete_block_dir(storage, path)?;
     }
     Ok(())
 }
@@ -247,6 +258,9 @@ impl<S: Storage> Shard<S> {
                     Record::Series(series) => {
                         for (r, labels) in series {
                             next_ref = next_ref.max(r + 1);
+                            if head.lookup_ref(r).is_some() {
+                                continue;
+                            }
                             let hash = labels.stable_hash();
                             head.replay_series(labels, hash, r);
                         }
@@ -272,6 +286,7 @@ impl<S: Storage> Shard<S> {
             )?;
             // Segments kept for a backup but not replayed may use refs up to here.
             next_ref = next_ref.max(plan.next_ref_min);
+            head.mark_all_unlogged();
             let duration_ms = clock.monotonic().saturating_sub(started).as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
@@ -308,6 +323,10 @@ impl<S: Storage> Shard<S> {
                 .await?,
             );
         }
+        let last_ulid = blocks
+            .iter()
+            .filter_map(|b| ulid::Ulid::from_string(&b.meta().ulid).ok())
+            .max();
         Ok(Shard {
             cfg,
             shared,
@@ -317,6 +336,7 @@ impl<S: Storage> Shard<S> {
             blocks,
             wal,
             next_ref,
+            last_ulid,
             read_only: None,
             writes: Default::default(),
             samples_appended: 0,

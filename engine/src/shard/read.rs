@@ -27,8 +27,10 @@ impl<S: Storage> Shard<S> {
         min_time_ms: i64,
         max_time_ms: i64,
     ) -> Result<Vec<SeriesData>> {
+        // Oldest block first and the head last: the merge keeps the last sample of a
+        // timestamp, so a later write wins wherever it landed.
         let mut parts = Vec::new();
-        for b in self.blocks_in(min_time_ms, max_time_ms) {
+        for b in crate::compact::by_age(self.blocks_in(min_time_ms, max_time_ms)) {
             for s in b.select(matchers, min_time_ms, max_time_ms) {
                 let samples = b.read_samples(s, min_time_ms, max_time_ms)?;
                 if !samples.is_empty() {

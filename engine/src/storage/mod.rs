@@ -3,6 +3,9 @@
 //!
 //! - [`disk`]: [`DiskStorage`] (io_uring for WAL writes, `std::fs` for the rest) and
 //!   [`SystemClock`], what the server runs on.
+//! - [`sim`]: [`sim::SimStorage`] and [`sim::SimClock`], the test double: an in-memory
+//!   file system with a live and a durable image, seeded faults and crashes, and the
+//!   deterministic simulation of a shard that runs on it.
 //!
 //! **Architecture Invariant:** the engine touches the file system only through
 //! `Storage` and reads time only through `Clock` (checked by `tests/tidy.rs`), so a
@@ -13,6 +16,7 @@
 //! call per chunk read.
 
 pub mod disk;
+pub mod sim;
 
 use std::fmt::Debug;
 use std::io;
@@ -61,7 +65,9 @@ pub trait Storage: Clone + 'static {
     fn metadata(&self, path: &Path) -> io::Result<Metadata>;
     /// Creates one directory; its parent must exist.
     fn create_dir(&self, path: &Path) -> io::Result<()>;
-    /// Creates a directory and any missing parents.
+    /// Creates a directory and any missing parents, durably: the parent of each
+    /// directory it creates is synced, so a crash cannot take the new directory (and
+    /// every file later synced into it) away.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes a directory and everything in it.
