@@ -18,7 +18,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::load::{Ledger, Load};
-use common::{Rng, Server, agent, count_from_env, seed_from_env};
+use common::{Server, agent, count_from_env, seed_from_env};
+use tsdb_engine::rng::Rng;
 
 /// Warn lines a restart after kill -9 may log: a WAL record cut by the kill, and a
 /// block directory the kill left half-written.

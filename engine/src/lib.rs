@@ -22,6 +22,7 @@ pub mod limits;
 pub mod mesh;
 pub mod model;
 pub mod promql;
+pub mod rng;
 pub mod shard;
 pub mod storage;
 pub mod wal;

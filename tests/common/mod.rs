@@ -393,30 +393,6 @@ pub fn points(line: &serde_json::Value) -> Vec<(i64, f64)> {
         .collect()
 }
 
-/// A small seeded PRNG (SplitMix64) for tests that pick random moments: the same seed
-/// gives the same choices, so a failure can be replayed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `lo..hi` (`hi > lo`).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo)
-    }
-}
-
 /// The seed named by environment variable `var`, or one from the clock; printed so
 /// that a failing run can be repeated with `var=<seed>`.
 pub fn seed_from_env(var: &str) -> u64 {

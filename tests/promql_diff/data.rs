@@ -29,32 +29,7 @@ pub const STEPS: i64 = 480;
 /// Steps per remote-write request (five minutes), oldest first.
 const STEPS_PER_REQUEST: i64 = 20;
 
-/// SplitMix64: small, seeded, and good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[0, n)`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+pub use tsdb_engine::rng::Rng;
 
 /// Where [`Dataset::write`] sends each remote-write body.
 pub type Sink<'a> = &'a dyn Fn(&[u8]);

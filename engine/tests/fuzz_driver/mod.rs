@@ -178,36 +178,7 @@ pub fn peak_bytes(f: impl FnOnce()) -> usize {
     disarm(before)
 }
 
-/// splitmix64: tiny, seedable from any value, well mixed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform enough in `0..n`; 0 when `n` is 0.
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next_u64() % n as u64) as usize
-        }
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next_u64() as u8
-    }
-}
+pub use tsdb_engine::rng::Rng;
 
 /// How much one input may allocate at once: `base_bytes + per_input_byte × len`.
 #[derive(Clone, Copy, Debug)]
@@ -353,15 +324,15 @@ impl Target {
 
     /// One input: mostly a mutated corpus entry, one in sixteen purely random.
     fn generate(&self, rng: &mut Rng) -> Vec<u8> {
-        if rng.below(16) == 0 {
-            let len = if rng.below(8) == 0 {
-                rng.below(4096)
+        if rng.index(16) == 0 {
+            let len = if rng.index(8) == 0 {
+                rng.index(4096)
             } else {
-                rng.below(256)
+                rng.index(256)
             };
             let mut out = Vec::with_capacity(len);
             while out.len() < len {
-                match self.dict.get(rng.below(self.dict.len() * 2)) {
+                match self.dict.get(rng.index(self.dict.len() * 2)) {
                     Some(token) => out.extend_from_slice(token.as_bytes()),
                     None => out.push(rng.byte()),
                 }
@@ -370,10 +341,10 @@ impl Target {
         }
         let mut out = self.pick(rng).to_vec();
         // Few mutations usually, sometimes many.
-        let rounds = match rng.below(4) {
+        let rounds = match rng.index(4) {
             0 | 1 => 1,
-            2 => 2 + rng.below(4),
-            _ => 1 + rng.below(24),
+            2 => 2 + rng.index(4),
+            _ => 1 + rng.index(24),
         };
         for _ in 0..rounds {
             self.mutate(rng, &mut out);
@@ -384,7 +355,7 @@ impl Target {
 
     fn pick(&self, rng: &mut Rng) -> &[u8] {
         self.corpus
-            .get(rng.below(self.corpus.len()))
+            .get(rng.index(self.corpus.len()))
             .map_or(&[][..], Vec::as_slice)
     }
 
@@ -393,16 +364,16 @@ impl Target {
             0, 1, 2, 0x0a, 0x20, 0x22, 0x5c, 0x7f, 0x80, 0xc3, 0xfe, 0xff,
         ];
         let len = out.len();
-        let at = rng.below(len + 1);
-        match rng.below(12) {
+        let at = rng.index(len + 1);
+        match rng.index(12) {
             0 => {
                 if let Some(b) = out.get_mut(at) {
-                    *b ^= 1 << rng.below(8);
+                    *b ^= 1 << rng.index(8);
                 }
             }
             1 => {
                 if let Some(b) = out.get_mut(at) {
-                    *b = INTERESTING[rng.below(INTERESTING.len())];
+                    *b = INTERESTING[rng.index(INTERESTING.len())];
                 }
             }
             2 => {
@@ -412,12 +383,12 @@ impl Target {
             }
             3 => out.truncate(at),
             4 => {
-                let n = 1 + rng.below(8);
+                let n = 1 + rng.index(8);
                 let bytes: Vec<u8> = (0..n).map(|_| rng.byte()).collect();
                 out.splice(at..at, bytes);
             }
             5 => {
-                let end = (at + 1 + rng.below(16)).min(len);
+                let end = (at + 1 + rng.index(16)).min(len);
                 if at < end {
                     out.drain(at..end);
                 }
@@ -425,38 +396,38 @@ impl Target {
             6 => {
                 // Splice: this input's head, another's tail.
                 let other = self.pick(rng);
-                let from = rng.below(other.len() + 1);
+                let from = rng.index(other.len() + 1);
                 out.truncate(at);
                 out.extend_from_slice(other.get(from..).unwrap_or_default());
             }
             7 => {
                 // Duplicate a span, once or several times: repeated structure.
-                let end = (at + 1 + rng.below(64)).min(len);
+                let end = (at + 1 + rng.index(64)).min(len);
                 let span = out.get(at..end).unwrap_or_default().to_vec();
-                let to = rng.below(len + 1);
-                for _ in 0..1 + rng.below(4) * usize::from(rng.below(4) == 0) * 4 {
+                let to = rng.index(len + 1);
+                for _ in 0..1 + rng.index(4) * usize::from(rng.index(4) == 0) * 4 {
                     out.splice(to..to, span.iter().copied());
                 }
             }
             8 | 9 => {
                 let v = interesting_number(rng, len, at);
                 let bytes = encode_number(rng, v);
-                if rng.below(2) == 0 {
+                if rng.index(2) == 0 {
                     out.splice(at..at, bytes);
                 } else {
                     let end = (at + bytes.len()).min(len);
                     out.splice(at..end, bytes);
                 }
             }
-            _ => match self.dict.get(rng.below(self.dict.len())) {
-                Some(token) if rng.below(2) == 0 => {
+            _ => match self.dict.get(rng.index(self.dict.len())) {
+                Some(token) if rng.index(2) == 0 => {
                     out.splice(at..at, token.bytes());
                 }
                 Some(token) => {
                     let end = (at + token.len()).min(len);
                     out.splice(at..end, token.bytes());
                 }
-                None => out.insert(at, INTERESTING[rng.below(INTERESTING.len())]),
+                None => out.insert(at, INTERESTING[rng.index(INTERESTING.len())]),
             },
         }
     }
@@ -465,15 +436,15 @@ impl Target {
 /// A number likely to sit on a boundary: small, a power of two (±1), the input's
 /// length or what is left of it (a plausible length prefix), or anything.
 fn interesting_number(rng: &mut Rng, len: usize, at: usize) -> u64 {
-    let v = match rng.below(6) {
-        0 => rng.below(4) as u64,
-        1 => 1u64 << rng.below(64),
+    let v = match rng.index(6) {
+        0 => rng.index(4) as u64,
+        1 => 1u64 << rng.index(64),
         2 => len as u64,
         3 => (len - at.min(len)) as u64,
-        4 => rng.below(300) as u64,
+        4 => rng.index(300) as u64,
         _ => rng.next_u64(),
     };
-    match rng.below(4) {
+    match rng.index(4) {
         0 => v.wrapping_sub(1),
         1 => v.wrapping_add(1),
         _ => v,
@@ -492,7 +463,7 @@ fn encode_number(rng: &mut Rng, v: u64) -> Vec<u8> {
         out.push(v as u8);
         out
     };
-    match rng.below(7) {
+    match rng.index(7) {
         0 => leb(v),
         1 => leb((v << 1) ^ ((v as i64 >> 63) as u64)),
         2 => (v as u16).to_le_bytes().to_vec(),

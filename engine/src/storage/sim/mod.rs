@@ -42,34 +42,7 @@ use super::Clock;
 pub use fs::{SimReadAt, SimStorage, SimWalFile};
 pub use run::{Summary, check_ops, run_ops, seed_input};
 
-/// A small, fast, seedable PRNG (splitmix64): enough for fault decisions and test
-/// data, and the same sequence on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`; 0 when `n` is 0.
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && ((self.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64
-    }
-}
+pub use crate::rng::Rng;
 
 /// The faults injected while the storage runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
