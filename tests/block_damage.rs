@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Server, points, remote_write_body};
+use common::{Server, copy_dir, points, remote_write_body};
 
 const T0: i64 = 1_700_000_000_000;
 /// Compaction only when asked, so each row controls when blocks merge; the samples
@@ -80,19 +80,6 @@ fn base() -> &'static Base {
             samples,
         }
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "lock" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn copy_of_base() -> tempfile::TempDir {

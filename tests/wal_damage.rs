@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Server, bare_command, points, remote_write_body, run_to_exit};
+use common::{Server, bare_command, copy_dir, points, remote_write_body, run_to_exit};
 
 const T0: i64 = 1_700_000_000_000;
 const ARGS: &[&str] = &["--shards=1", "--wal-segment-size=1MB"];
@@ -73,19 +73,6 @@ fn small_base() -> &'static Base {
 fn big_base() -> &'static Base {
     static BASE: OnceLock<Base> = OnceLock::new();
     BASE.get_or_init(|| build_base(15, 10_000))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "lock" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every file under `dir` with its bytes.

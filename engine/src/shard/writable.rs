@@ -261,13 +261,7 @@ mod tests {
     use crate::shard::{ShardConfig, Shared, prepare_data_dir};
     use crate::wal::SyncMode;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("a runtime")
-            .block_on(f)
-    }
+    use crate::storage::block_on as run;
 
     fn open(dir: &Path, shard: u32, shared: &Arc<Shared>) -> Shard {
         prepare_data_dir(dir).unwrap();

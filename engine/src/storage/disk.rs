@@ -223,11 +223,8 @@ mod tests {
         s.remove_dir_all(&d.path().join("a")).unwrap();
         assert!(s.metadata(&deep).is_err());
 
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .build()
-            .unwrap();
         let seg = d.path().join("seg");
-        rt.block_on(async {
+        crate::storage::block_on(async {
             let w = s.create_wal_file(&seg).await.unwrap();
             WalFile::write_all_at(&w, b"abc".to_vec(), 0).await.unwrap();
             WalFile::sync_data(&w).await.unwrap();

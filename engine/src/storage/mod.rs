@@ -117,3 +117,17 @@ pub trait Clock {
     /// A fresh ULID: the clock's time and random bits (seeded in a simulation).
     fn ulid(&self) -> ulid::Ulid;
 }
+
+/// Runs `f` to completion on a fresh monoio runtime with timers, for unit tests of code
+/// that awaits [`DiskStorage`]'s io_uring files (the legacy driver: tests may run where
+/// io_uring is blocked).
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    match monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+    {
+        Ok(mut rt) => rt.block_on(f),
+        Err(e) => panic!("a monoio runtime for a test: {e}"),
+    }
+}

@@ -369,13 +369,7 @@ mod tests {
     use crate::wal::reader::{self, Repair};
     use crate::wal::record;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("a runtime")
-            .block_on(f)
-    }
+    use crate::storage::block_on as run;
 
     fn record() -> Vec<u8> {
         let mut out = Vec::new();
