@@ -1,0 +1,314 @@
+//! Black-box: the files under `deploy/` work with the real binary. Every YAML parses;
+//! the Kubernetes objects, the docker-compose file and the systemd unit use only flags
+//! `tsdb start --help` lists, and the config, probes, ports and paths they name are
+//! what a running tsdb accepts and serves; promtool accepts the Prometheus config and
+//! rules, and every metric the rules use is in a live scrape; `systemd-analyze verify`
+//! accepts the unit without a warning.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a black-box test fails loudly on any unexpected step"
+)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use common::{BIN, Server};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every document of a YAML file.
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&read(path))
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+/// Every `.yaml`/`.yml` file under `dir`, sorted by path.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(yaml_files(&path));
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The long flags `tsdb start --help` lists.
+fn start_flags() -> BTreeSet<String> {
+    let out = Command::new(BIN)
+        .args(["start", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let flags: BTreeSet<String> = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+        .collect();
+    assert!(
+        flags.contains("--data-dir") && flags.contains("--config"),
+        "{flags:?}"
+    );
+    flags
+}
+
+/// Asserts every argument after `start` is a flag `tsdb start` has, and returns them
+/// as flag → value (`None` for a bare flag).
+fn check_start_args(what: &str, args: &[String]) -> BTreeMap<String, Option<String>> {
+    assert_eq!(
+        args.first().map(String::as_str),
+        Some("start"),
+        "{what}: {args:?}"
+    );
+    let flags = start_flags();
+    let mut out = BTreeMap::new();
+    for arg in &args[1..] {
+        let (flag, value) = match arg.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_string())),
+            None => (arg.as_str(), None),
+        };
+        assert!(
+            flags.contains(flag),
+            "{what}: `{flag}` is not a `tsdb start` flag"
+        );
+        out.insert(flag.to_string(), value);
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The port of a listen address such as `:8080`.
+fn port_of(listen: &str) -> u64 {
+    listen.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Starts tsdb with `args` (flags after `start`) on a temp data dir and a free
+/// loopback port, which replace any `--listen`/`--data-dir` in `args`.
+fn start_with(data: &Path, args: &BTreeMap<String, Option<String>>) -> Server {
+    let args: Vec<String> = args
+        .iter()
+        .filter(|(f, _)| *f != "--listen" && *f != "--data-dir")
+        .map(|(f, v)| match v {
+            Some(v) => format!("{f}={v}"),
+            None => f.clone(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(data, &args)
+}
+
+#[test]
+fn every_yaml_under_deploy_parses() {
+    let files = yaml_files(&repo().join("deploy"));
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        assert!(!yaml_docs(&file).is_empty(), "{} is empty", file.display());
+    }
+}
+
+#[test]
+fn kubernetes_objects_fit_the_binary() {
+    let files = yaml_files(&repo().join("deploy/kubernetes"));
+    let mut objects: Vec<(PathBuf, Value)> = Vec::new();
+    for file in &files {
+        for doc in yaml_docs(file) {
+            objects.push((file.clone(), doc));
+        }
+    }
+    let of_kind = |kind: &str| -> Vec<&Value> {
+        objects
+            .iter()
+            .filter(|(_, o)| o["kind"] == kind)
+            .map(|(_, o)| o)
+            .collect()
+    };
+    for kind in ["Namespace", "ConfigMap", "StatefulSet", "Service"] {
+        assert!(!of_kind(kind).is_empty(), "no {kind} in deploy/kubernetes");
+    }
+    // `kubectl apply -f deploy/kubernetes/` applies files in name order: the Namespace
+    // must come first, and everything else must be in it (the guide's `-n tsdb`).
+    assert_eq!(
+        objects[0].1["kind"],
+        "Namespace",
+        "{}",
+        objects[0].0.display()
+    );
+    let ns = objects[0].1["metadata"]["name"].as_str().unwrap();
+    assert_eq!(ns, "tsdb");
+    for (file, o) in &objects[1..] {
+        assert_eq!(o["metadata"]["namespace"], ns, "{}", file.display());
+        assert!(o["apiVersion"].is_string(), "{}", file.display());
+    }
+
+    let [sts] = of_kind("StatefulSet")[..] else {
+        panic!("one StatefulSet expected");
+    };
+    let pod = &sts["spec"]["template"];
+    let pod_labels = pod["metadata"]["labels"].as_object().unwrap();
+    assert_eq!(pod_labels["app"], "tsdb");
+    for (k, v) in sts["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&pod_labels[k], v, "selector label {k}");
+    }
+    let [container] = &pod["spec"]["containers"].as_array().unwrap()[..] else {
+        panic!("one container expected");
+    };
+
+    // Non-root, with the uid the image's Dockerfile creates.
+    let sc = &pod["spec"]["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    let uid = sc["runAsUser"].as_u64().unwrap();
+    assert_ne!(uid, 0);
+    let dockerfile = read(&repo().join("deploy/docker/Dockerfile"));
+    assert!(
+        dockerfile.contains(&format!("--uid {uid} "))
+            && dockerfile.contains(&format!("USER {uid}")),
+        "the Dockerfile's user is not uid {uid}"
+    );
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    for k in ["requests", "limits"] {
+        for r in ["cpu", "memory"] {
+            assert!(
+                container["resources"][k][r].is_string(),
+                "resources.{k}.{r}"
+            );
+        }
+    }
+
+    // The args: only real flags, and the config file comes from the ConfigMap.
+    let args = check_start_args("statefulset args", &strings(&container["args"]));
+    let config_path = PathBuf::from(args["--config"].clone().expect("--config=PATH"));
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    let mount_of = |dir: &Path| -> &Value {
+        mounts
+            .iter()
+            .filter(|m| dir.starts_with(m["mountPath"].as_str().unwrap()))
+            .max_by_key(|m| m["mountPath"].as_str().unwrap().len())
+            .unwrap_or_else(|| panic!("{} is on no volume", dir.display()))
+    };
+    let config_mount = mount_of(&config_path);
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == config_mount["name"])
+        .unwrap();
+    let cm_name = volume["configMap"]["name"].as_str().unwrap();
+    let cm = of_kind("ConfigMap")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == cm_name)
+        .unwrap_or_else(|| panic!("no ConfigMap {cm_name}"));
+    let file_name = config_path.file_name().unwrap().to_str().unwrap();
+    let config_text = cm["data"][file_name].as_str().unwrap();
+    let config: Value = serde_saphyr::from_str(config_text).unwrap();
+
+    // The data dir is on the volumeClaimTemplate's volume.
+    let data_dir = match &args.get("--data-dir") {
+        Some(Some(d)) => d.clone(),
+        _ => config["storage"]["data_dir"].as_str().unwrap().to_string(),
+    };
+    let data_mount = mount_of(Path::new(&data_dir));
+    let claims = sts["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert!(
+        claims
+            .iter()
+            .any(|c| c["metadata"]["name"] == data_mount["name"]),
+        "the data dir {data_dir} is not on a volumeClaimTemplate"
+    );
+
+    // Ports and probes: what the configured listen address serves.
+    let listen = args
+        .get("--listen")
+        .cloned()
+        .flatten()
+        .or_else(|| config["server"]["listen"].as_str().map(String::from))
+        .unwrap_or_else(|| ":8080".into());
+    let port = port_of(&listen);
+    let [cport] = &container["ports"].as_array().unwrap()[..] else {
+        panic!("one container port expected");
+    };
+    assert_eq!(cport["containerPort"].as_u64(), Some(port));
+    let resolves_to_port = |p: &Value| p.as_u64() == Some(port) || *p == cport["name"];
+    let liveness = &container["livenessProbe"]["httpGet"];
+    let readiness = &container["readinessProbe"]["httpGet"];
+    assert_eq!(liveness["path"], "/-/healthy");
+    assert_eq!(readiness["path"], "/-/ready");
+    assert!(resolves_to_port(&liveness["port"]), "{liveness}");
+    assert!(resolves_to_port(&readiness["port"]), "{readiness}");
+
+    // Services select the pod and reach its port; the StatefulSet's governing one is headless.
+    let services = of_kind("Service");
+    for svc in &services {
+        for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&pod_labels[k], v, "Service selector {k}");
+        }
+        for p in svc["spec"]["ports"].as_array().unwrap() {
+            assert!(resolves_to_port(&p["targetPort"]), "{p}");
+        }
+    }
+    let governing = services
+        .iter()
+        .find(|s| s["metadata"]["name"] == sts["spec"]["serviceName"])
+        .expect("the StatefulSet's serviceName is a Service");
+    assert_eq!(governing["spec"]["clusterIP"], "None");
+    assert!(
+        services.iter().any(|s| s["metadata"]["name"] == "tsdb"
+            && s["spec"]["ports"][0]["port"].as_u64() == Some(port))
+    );
+
+    // The real binary starts with the container's args and the ConfigMap's file, and
+    // serves the probes and the configured metrics path.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(file_name);
+    std::fs::write(&file, config_text).unwrap();
+    let mut args = args;
+    args.insert("--config".into(), Some(file.display().to_string()));
+    let server = start_with(&dir.path().join("data"), &args);
+    assert_eq!(server.get("/-/healthy").0, 200);
+    assert_eq!(server.get("/-/ready").0, 200);
+    let metrics_path = config["metrics"]["path"].as_str().unwrap_or("/metrics");
+    assert_eq!(server.get(metrics_path).0, 200);
+    // The file was read (an unknown key or bad value would have stopped start): its
+    // retention is the one the server reports.
+    let started = server.wait_log("starting TSDB server", std::time::Duration::from_secs(5));
+    assert_eq!(
+        started["retention"], config["storage"]["retention"],
+        "{started}"
+    );
+    server.assert_no_unexpected_warnings(&[]);
+    let (status, out) = server.terminate();
+    assert!(status.success(), "{out}");
+}
