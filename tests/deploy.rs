@@ -312,3 +312,201 @@ fn kubernetes_objects_fit_the_binary() {
     let (status, out) = server.terminate();
     assert!(status.success(), "{out}");
 }
+
+/// The metric names a PromQL expression selects: identifiers outside label matchers,
+/// ranges, strings and `by (...)`-style lists that are not function calls, keywords
+/// or numbers.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    #[rustfmt::skip]
+    const KEYWORDS: &[&str] = &[
+        "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
+        "group_left", "group_right", "inf", "nan",
+        // Aggregations, which may be followed by `by (...)` rather than `(`.
+        "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+        "bottomk", "topk", "quantile",
+    ];
+    const LISTS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let b = expr.as_bytes();
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    let skip_to = |i: usize, close: u8| -> usize {
+        let mut j = i;
+        while j < b.len() && b[j] != close {
+            if b[j] == b'"' {
+                j += 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+            }
+            j += 1;
+        }
+        j + 1
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'{' {
+            i = skip_to(i + 1, b'}');
+        } else if c == b'[' {
+            i = skip_to(i + 1, b']');
+        } else if c == b'"' {
+            i = skip_to(i + 1, b'"');
+        } else if c.is_ascii_digit() || c == b'.' {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let mut j = i;
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            let call = j < b.len() && b[j] == b'(';
+            if LISTS.contains(&word) && call {
+                i = skip_to(j + 1, b')');
+            } else if !call && !KEYWORDS.contains(&word.to_ascii_lowercase().as_str()) {
+                names.insert(word.to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// Exact `name="value"` matchers in an expression, per metric: (metric, label, value).
+fn exact_matchers(expr: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let before = &rest[..open];
+        let metric: String = before
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let close = rest[open..].find('}').unwrap() + open;
+        for m in rest[open + 1..close].split(',') {
+            if let Some((label, value)) = m.split_once('=')
+                && !label.ends_with('!')
+                && !value.starts_with('~')
+            {
+                let value = value.trim().trim_matches('"').to_string();
+                out.push((metric.clone(), label.trim().to_string(), value));
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    out
+}
+
+#[test]
+fn metric_names_finds_selectors_only() {
+    let expr = r#"sum by (instance, limit) (rate(tsdb_a_total{limit="x"}[5m])) > 1.5 * max without(shard) (b offset 1h) and on(job) up == 0"#;
+    let want: BTreeSet<String> = ["tsdb_a_total", "b", "up"].map(String::from).into();
+    assert_eq!(metric_names(expr), want);
+    assert_eq!(
+        exact_matchers(r#"up{job="tsdb", x!="y"} + c{r=~"a|b"}"#),
+        vec![("up".into(), "job".into(), "tsdb".into())]
+    );
+}
+
+fn run_promtool(args: &[&str]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("promtool is needed (apt-get install prometheus; .ci/test installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn prometheus_config_and_alerts_use_what_tsdb_serves() {
+    run_promtool(&["check", "config", "deploy/prometheus/prometheus.yml"]);
+    run_promtool(&["check", "rules", "deploy/prometheus/alerts.yml"]);
+
+    let prom = &yaml_docs(&repo().join("deploy/prometheus/prometheus.yml"))[0];
+    let [job] = &prom["scrape_configs"].as_array().unwrap()[..] else {
+        panic!("one scrape job expected");
+    };
+    let job_name = job["job_name"].as_str().unwrap();
+    let target = job["static_configs"][0]["targets"][0].as_str().unwrap();
+    assert_eq!(job["metrics_path"], "/metrics");
+    let url_path = |section: &str| -> String {
+        let url = prom[section][0]["url"].as_str().unwrap();
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        assert_eq!(host, target, "{section} goes to the scraped tsdb");
+        format!("/{path}")
+    };
+    assert_eq!(url_path("remote_write"), "/api/v1/write");
+    assert_eq!(url_path("remote_read"), "/api/v1/read");
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--shards=2"]);
+    // Both remote endpoints exist (an empty body is a bad request, not "no route").
+    for path in ["/api/v1/write", "/api/v1/read"] {
+        let (status, body) = server.post(path, "application/x-protobuf", b"");
+        assert_eq!(status, 400, "POST {path}: {body}");
+    }
+    let scrape = server.metrics();
+    let exported: BTreeSet<&str> = scrape.samples.iter().map(|s| s.name.as_str()).collect();
+
+    let rules = &yaml_docs(&repo().join("deploy/prometheus/alerts.yml"))[0];
+    let mut alerts = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let expr = rule["expr"].as_str().unwrap();
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{expr}");
+            for name in &names {
+                // `up` is Prometheus's own series for each scrape target.
+                assert!(
+                    name == "up" || exported.contains(name.as_str()),
+                    "alert {}: {name} is not in tsdb's /metrics:\n{}",
+                    rule["alert"],
+                    scrape.text
+                );
+            }
+            for (metric, label, value) in exact_matchers(expr) {
+                if metric == "up" {
+                    assert_eq!(
+                        (label.as_str(), value.as_str()),
+                        ("job", job_name),
+                        "{expr}"
+                    );
+                } else {
+                    assert!(
+                        scrape.samples.iter().any(|s| s.name == metric
+                            && s.labels.iter().any(|(l, v)| *l == label && *v == value)),
+                        "{expr}: no {metric}{{{label}=\"{value}\"}} in /metrics"
+                    );
+                }
+            }
+            alerts += 1;
+        }
+    }
+    assert!(alerts >= 5, "{alerts} alert rules");
+    let (status, out) = server.terminate();
+    assert!(status.success(), "{out}");
+}
