@@ -510,3 +510,180 @@ fn prometheus_config_and_alerts_use_what_tsdb_serves() {
     let (status, out) = server.terminate();
     assert!(status.success(), "{out}");
 }
+
+/// A systemd unit's `[Service]` settings, continuation lines joined, in order.
+fn unit_settings(text: &str) -> Vec<(String, String)> {
+    let joined = text.replace("\\\n", " ");
+    let mut section = "";
+    let mut out = Vec::new();
+    for line in joined.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]"
+            && !line.starts_with('#')
+            && let Some((k, v)) = line.split_once('=')
+        {
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// `systemd-analyze verify` on `unit` (written as `tsdb.service` in a temp dir):
+/// whether it succeeded, and everything it printed.
+fn systemd_verify(unit: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tsdb.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("systemd-analyze is needed (apt-get install systemd; .ci/run installs it): {e}")
+        });
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed)
+}
+
+#[test]
+fn systemd_unit_verifies_and_its_exec_start_runs() {
+    let text = read(&repo().join("deploy/systemd/tsdb.service"));
+    let settings = unit_settings(&text);
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let [exec] = get("ExecStart")[..] else {
+        panic!("one ExecStart expected");
+    };
+    let words: Vec<String> = exec.split_whitespace().map(String::from).collect();
+    assert_eq!(words[0], "/usr/local/bin/tsdb", "the guide's binary path");
+    let args = check_start_args("ExecStart", &words[1..]);
+
+    // The hardening the issue asks for.
+    let user = get("User");
+    assert!(matches!(user[..], [u] if u != "root"), "User={user:?}");
+    assert_eq!(
+        get("LimitMEMLOCK"),
+        ["infinity"],
+        "io_uring needs locked memory"
+    );
+    let nofile: u64 = get("LimitNOFILE")[0].parse().unwrap();
+    assert!(nofile >= 65536, "LimitNOFILE={nofile}");
+    assert_eq!(get("ProtectSystem"), ["strict"]);
+    assert_eq!(get("NoNewPrivileges"), ["true"]);
+    assert!(matches!(get("Restart")[..], ["always" | "on-failure"]));
+    let data_dir = args["--data-dir"].clone().unwrap();
+    let writable: Vec<&str> = get("ReadWritePaths")
+        .iter()
+        .flat_map(|v| v.split_whitespace())
+        .collect();
+    assert!(
+        writable.iter().any(|w| Path::new(&data_dir).starts_with(w)),
+        "--data-dir={data_dir} is not in ReadWritePaths={writable:?}"
+    );
+
+    // systemd accepts the unit without a single warning, with ExecStart pointing at the
+    // binary under test; and it does warn about a mistyped setting here, so silence
+    // means something.
+    let unit = text.replace("/usr/local/bin/tsdb", BIN);
+    let (ok, printed) = systemd_verify(&unit);
+    assert!(
+        ok && printed.trim().is_empty(),
+        "systemd-analyze verify:\n{printed}"
+    );
+    let (_, printed) = systemd_verify(&unit.replace("LimitNOFILE=", "LimitNOFLE="));
+    assert!(
+        printed.contains("LimitNOFLE"),
+        "a typo went unnoticed: {printed:?}"
+    );
+
+    // The ExecStart's flags start the real binary (on a temp dir and a free port).
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(&dir.path().join("data"), &args);
+    assert_eq!(server.get("/-/healthy").0, 200);
+    server.assert_no_unexpected_warnings(&[]);
+    let (status, out) = server.terminate();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
+fn docker_compose_builds_the_dockerfile_and_checks_health_on_what_tsdb_serves() {
+    let compose_dir = repo().join("deploy/docker");
+    let compose = &yaml_docs(&compose_dir.join("docker-compose.yml"))[0];
+    let tsdb = &compose["services"]["tsdb"];
+
+    // It builds the Dockerfile that is in the repository, from the repository root.
+    let context = compose_dir.join(tsdb["build"]["context"].as_str().unwrap());
+    let dockerfile = context.join(tsdb["build"]["dockerfile"].as_str().unwrap());
+    assert_eq!(
+        dockerfile.canonicalize().unwrap(),
+        compose_dir.join("Dockerfile").canonicalize().unwrap()
+    );
+    assert!(context.join("Cargo.toml").exists(), "{}", context.display());
+    let dockerfile_text = read(&dockerfile);
+    let cmd_line = dockerfile_text
+        .lines()
+        .find(|l| l.starts_with("CMD "))
+        .unwrap();
+    let cmd: Value = serde_json::from_str(&cmd_line["CMD ".len()..]).unwrap();
+    check_start_args("Dockerfile CMD", &strings(&cmd));
+
+    // Its command, data volume and port are what tsdb takes and serves.
+    let args = check_start_args("compose command", &strings(&tsdb["command"]));
+    let data_dir = args["--data-dir"].clone().unwrap();
+    let volumes = strings(&tsdb["volumes"]);
+    let [volume] = &volumes[..] else {
+        panic!("one volume expected: {volumes:?}");
+    };
+    let (name, target) = volume.split_once(':').unwrap();
+    assert_eq!(target, data_dir, "the volume holds the data dir");
+    assert!(compose["volumes"][name].is_null() && compose["volumes"].get(name).is_some());
+    let port = port_of(args["--listen"].as_deref().unwrap());
+    assert!(dockerfile_text.contains(&format!("EXPOSE {port}")));
+    let ports = strings(&tsdb["ports"]);
+    assert!(
+        ports.iter().any(|p| p.ends_with(&format!(":{port}"))),
+        "{ports:?}"
+    );
+
+    // Prometheus mounts the config this repository has, and scrapes this service.
+    let prom = &compose["services"]["prometheus"];
+    assert_eq!(prom["depends_on"]["tsdb"]["condition"], "service_healthy");
+    for v in strings(&prom["volumes"]) {
+        let host = v.split(':').next().unwrap();
+        assert!(compose_dir.join(host).is_file(), "{v}");
+    }
+    let prom_config = read(&repo().join("deploy/prometheus/prometheus.yml"));
+    assert!(prom_config.contains(&format!("\"tsdb:{port}\"")));
+
+    // The healthcheck, run against a live tsdb (its port for the container's), says
+    // healthy; pointed at a path tsdb does not serve, it says unhealthy.
+    let test = strings(&tsdb["healthcheck"]["test"]);
+    assert_eq!(test[..3], ["CMD", "bash", "-c"], "{test:?}");
+    let script = &test[3];
+    assert!(script.contains("/-/healthy"), "{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(&dir.path().join("data"), &args);
+    let live_port = server.addr.rsplit(':').next().unwrap();
+    let run = |script: &str| {
+        Command::new("bash")
+            .arg("-c")
+            .arg(script.replace(&format!("/{port}"), &format!("/{live_port}")))
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(run(script), "healthcheck failed: {script}");
+    assert!(!run(&script.replace("/-/healthy", "/-/nothing")));
+    let (status, out) = server.terminate();
+    assert!(status.success(), "{out}");
+}
