@@ -156,6 +156,15 @@ fn kubernetes_objects_fit_the_binary() {
     for kind in ["Namespace", "ConfigMap", "StatefulSet", "Service"] {
         assert!(!of_kind(kind).is_empty(), "no {kind} in deploy/kubernetes");
     }
+    for (file, o) in &objects {
+        let api = match o["kind"].as_str() {
+            Some("Namespace" | "ConfigMap" | "Service") => "v1",
+            Some("StatefulSet") => "apps/v1",
+            kind => panic!("{}: unexpected kind {kind:?}", file.display()),
+        };
+        assert_eq!(o["apiVersion"], api, "{}", file.display());
+        assert!(o["metadata"]["name"].is_string(), "{}", file.display());
+    }
     // `kubectl apply -f deploy/kubernetes/` applies files in name order: the Namespace
     // must come first, and everything else must be in it (the guide's `-n tsdb`).
     assert_eq!(
@@ -168,7 +177,6 @@ fn kubernetes_objects_fit_the_binary() {
     assert_eq!(ns, "tsdb");
     for (file, o) in &objects[1..] {
         assert_eq!(o["metadata"]["namespace"], ns, "{}", file.display());
-        assert!(o["apiVersion"].is_string(), "{}", file.display());
     }
 
     let [sts] = of_kind("StatefulSet")[..] else {
