@@ -47,6 +47,8 @@ pub struct ShardStatus {
     pub samples_appended: u64,
     pub flushes: u64,
     pub compactions: u64,
+    /// Tasks the shard runs on its core: its event loop and its tickers.
+    pub tasks: u64,
 }
 
 /// Everything a shard can be asked.

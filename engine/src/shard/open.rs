@@ -342,6 +342,7 @@ impl<S: Storage> Shard<S> {
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
+            tasks: 0,
             retired: Default::default(),
         })
     }
