@@ -228,6 +228,11 @@ fn every_guide_metric_is_exposed_and_counts_what_it_names() {
     assert!(after.value("tsdb_head_flushes_total", &[]) >= 1.0);
     assert_eq!(type_of(&after, "tsdb_head_flushes_total"), "counter");
     assert_eq!(type_of(&after, "tsdb_compactions_total"), "counter");
+    assert_eq!(type_of(&after, "tsdb_wal_replay_duration_seconds"), "gauge");
+    for shard in ["0", "1"] {
+        let secs = after.value("tsdb_wal_replay_duration_seconds", &[("shard", shard)]);
+        assert!((0.0..60.0).contains(&secs), "{secs}");
+    }
 
     promtool_check(&get_text(&s, "/metrics"));
     s.assert_no_unexpected_warnings(&[]);

@@ -49,6 +49,8 @@ pub struct ShardStatus {
     pub compactions: u64,
     /// Tasks the shard runs on its core: its event loop and its tickers.
     pub tasks: u64,
+    /// How long the shard's WAL replay took when it opened.
+    pub wal_replay_duration: std::time::Duration,
 }
 
 /// Everything a shard can be asked.

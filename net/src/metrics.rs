@@ -516,12 +516,28 @@ fn render_shards(out: &mut String, shards: &[ShardStatus]) {
         "Series in a shard's head (the in-memory part not yet flushed to a block).",
         &|s| s.head_series,
     );
+    family(
+        out,
+        "tsdb_wal_replay_duration_seconds",
+        "gauge",
+        "How long a shard's WAL replay took when it opened.",
+    );
+    for s in shards {
+        let shard = s.shard.to_string();
+        let secs = s.wal_replay_duration.as_secs_f64();
+        sample(
+            out,
+            "tsdb_wal_replay_duration_seconds",
+            &[("shard", &shard)],
+            secs,
+        );
+    }
     // Process-wide totals: left without a sample while the shards replay their WAL.
     let total =
         |out: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&ShardStatus) -> u64| {
             family(out, name, kind, help);
             if !shards.is_empty() {
-                sample(out, name, &[], shards.iter().map(f).sum());
+                sample(out, name, &[], shards.iter().map(f).sum::<u64>());
             }
         };
     total(
@@ -567,10 +583,10 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn sample_f64(out: &mut String, name: &str, value: f64) {
-    let _ = writeln!(out, "{name} {value}");
+    sample(out, name, &[], value);
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
     out.push_str(name);
     if !labels.is_empty() {
         out.push('{');

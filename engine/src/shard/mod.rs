@@ -98,6 +98,8 @@ pub struct Shard<S: Storage = DiskStorage> {
     /// Tasks this shard runs on its core: its event loop and its tickers (0 until
     /// [`Shard::run`] starts them).
     pub(crate) tasks: u64,
+    /// How long the WAL replay of [`Shard::open_in`] took.
+    pub(crate) replay_duration: Duration,
     /// Compacted parents waiting out their grace period before deletion.
     pub(crate) retired: crate::compact::Retired,
 }
@@ -148,6 +150,7 @@ impl<S: Storage> Shard<S> {
             flushes: self.flushes,
             compactions: self.compactions,
             tasks: self.tasks,
+            wal_replay_duration: self.replay_duration,
         }
     }
 
