@@ -229,6 +229,26 @@ fn every_guide_metric_is_exposed_and_counts_what_it_names() {
     assert_eq!(type_of(&after, "tsdb_head_flushes_total"), "counter");
     assert_eq!(type_of(&after, "tsdb_compactions_total"), "counter");
     assert_eq!(type_of(&after, "tsdb_wal_replay_duration_seconds"), "gauge");
+    // The default --wal-sync=interval syncs on a ticker and at the flush's cut; at
+    // least the flush's cut synced the 3 writes' segment.
+    assert_eq!(
+        type_of(&after, "tsdb_wal_fsync_duration_seconds"),
+        "histogram"
+    );
+    assert!(
+        after.sum("tsdb_wal_fsync_duration_seconds_count") >= 1.0,
+        "{}",
+        after.text
+    );
+    for shard in ["0", "1"] {
+        assert_eq!(
+            after.value(
+                "tsdb_wal_fsync_duration_seconds_bucket",
+                &[("shard", shard), ("le", "+Inf")]
+            ),
+            after.value("tsdb_wal_fsync_duration_seconds_count", &[("shard", shard)])
+        );
+    }
     for shard in ["0", "1"] {
         let secs = after.value("tsdb_wal_replay_duration_seconds", &[("shard", shard)]);
         assert!((0.0..60.0).contains(&secs), "{secs}");

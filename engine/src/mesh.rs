@@ -51,6 +51,8 @@ pub struct ShardStatus {
     pub tasks: u64,
     /// How long the shard's WAL replay took when it opened.
     pub wal_replay_duration: std::time::Duration,
+    /// How long its WAL fdatasyncs took.
+    pub wal_fsync: crate::wal::writer::FsyncStats,
 }
 
 /// Everything a shard can be asked.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tsdb_engine::ReadOnlyCause;
 use tsdb_engine::mesh::ShardStatus;
+use tsdb_engine::wal::writer::FSYNC_BUCKETS;
 
 use crate::limits::Limit;
 
@@ -530,6 +531,46 @@ fn render_shards(out: &mut String, shards: &[ShardStatus]) {
             "tsdb_wal_replay_duration_seconds",
             &[("shard", &shard)],
             secs,
+        );
+    }
+    family(
+        out,
+        "tsdb_wal_fsync_duration_seconds",
+        "histogram",
+        "How long a shard's WAL fdatasyncs took.",
+    );
+    for s in shards {
+        let shard = s.shard.to_string();
+        let f = &s.wal_fsync;
+        let mut cumulative = 0;
+        for (le, n) in FSYNC_BUCKETS.iter().zip(f.buckets) {
+            cumulative += n;
+            let le = le.to_string();
+            sample(
+                out,
+                "tsdb_wal_fsync_duration_seconds_bucket",
+                &[("shard", &shard), ("le", &le)],
+                cumulative,
+            );
+        }
+        let shard_label = [("shard", shard.as_str())];
+        sample(
+            out,
+            "tsdb_wal_fsync_duration_seconds_bucket",
+            &[("shard", &shard), ("le", "+Inf")],
+            f.count,
+        );
+        sample(
+            out,
+            "tsdb_wal_fsync_duration_seconds_sum",
+            &shard_label,
+            f.sum.as_secs_f64(),
+        );
+        sample(
+            out,
+            "tsdb_wal_fsync_duration_seconds_count",
+            &shard_label,
+            f.count,
         );
     }
     // Process-wide totals: left without a sample while the shards replay their WAL.

@@ -151,6 +151,11 @@ impl<S: Storage> Shard<S> {
             compactions: self.compactions,
             tasks: self.tasks,
             wal_replay_duration: self.replay_duration,
+            wal_fsync: self
+                .wal
+                .as_ref()
+                .map(|w| w.fsync_stats().clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -322,7 +322,8 @@ impl<S: Storage> Shard<S> {
                     cfg.wal_sync,
                     existing,
                 )
-                .await?,
+                .await?
+                .timed_by(clock.clone()),
             );
         }
         let last_ulid = blocks
