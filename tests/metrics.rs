@@ -255,6 +255,31 @@ fn every_guide_metric_is_exposed_and_counts_what_it_names() {
     }
 
     promtool_check(&get_text(&s, "/metrics"));
+
+    // OpenMetrics to a scraper that asks for it.
+    let mut r = common::agent()
+        .get(&s.url("/metrics"))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .call()
+        .unwrap();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(
+        ct.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ct}"
+    );
+    let om = r.body_mut().read_to_string().unwrap();
+    assert!(om.ends_with("\n# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE tsdb_samples_ingested counter\n"),
+        "{om}"
+    );
+    assert!(om.contains("\ntsdb_samples_ingested_total 7\n"), "{om}");
+    assert!(om.contains("# TYPE process_cpu_seconds counter\n"), "{om}");
+    assert!(om.contains("# TYPE tsdb_head_series gauge\n"), "{om}");
+    assert!(!om.contains("# TYPE tsdb_queries_total"), "{om}");
     s.assert_no_unexpected_warnings(&[]);
     s.terminate();
 }

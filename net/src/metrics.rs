@@ -618,6 +618,42 @@ fn render_shards(out: &mut String, shards: &[ShardStatus]) {
     );
 }
 
+/// The exposition of [`Metrics::render`] as OpenMetrics 1.0 text: a counter family is
+/// named without its samples' `_total` suffix in `# HELP` and `# TYPE`, and the
+/// exposition ends with `# EOF`. Everything else (histograms, gauges, label and value
+/// syntax) is already valid in both formats.
+pub fn to_openmetrics(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    // Counter families, by the name their TYPE line gives.
+    let counters: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in lines {
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match header {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = match name.strip_suffix("_total") {
+                    Some(base) if counters.contains(name) => base,
+                    _ => name,
+                };
+                let _ = writeln!(out, "{prefix}{name} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -657,6 +693,23 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let m = Metrics::new(1);
+        let om = to_openmetrics(&m.render(&[]));
+        assert!(om.ends_with("\n# EOF\n"), "{om}");
+        assert!(
+            om.contains("# TYPE tsdb_samples_ingested counter\n"),
+            "{om}"
+        );
+        assert!(om.contains("# HELP tsdb_samples_ingested Samples"), "{om}");
+        assert!(om.contains("\ntsdb_samples_ingested_total 0\n"), "{om}");
+        // A gauge keeps its name, `_total` or not; histograms are unchanged.
+        assert!(om.contains("# TYPE tsdb_blocks_total gauge\n"), "{om}");
+        assert!(om.contains("# TYPE tsdb_query_duration_seconds histogram\n"));
+        assert_eq!(om.matches("# EOF").count(), 1);
+    }
 
     #[test]
     fn counts_per_core_and_renders_every_family() {

@@ -36,7 +36,7 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/-/healthy" => health::healthy(),
         "/-/ready" => health::ready(ctx),
         p if ctx.metrics_path.as_deref() == Some(p) => match method {
-            Method::GET => metrics::metrics(ctx).await,
+            Method::GET => metrics::metrics(ctx, &req).await,
             _ => Err(method_not_allowed(&method, &path)),
         },
         _ if !ctx.ready() => Err(ApiError::new(
