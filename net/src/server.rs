@@ -242,6 +242,7 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // `None`: shed; `Some(None)`: a probe or scrape, which takes no slot.
     let slot = if is_probe(&ctx, &path) {
         Some(None)
     } else {
