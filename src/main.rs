@@ -4,6 +4,7 @@
 mod config;
 mod inspect;
 mod logging;
+mod process;
 mod run;
 
 use std::io::Write;

@@ -126,7 +126,10 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         ..Shared::default()
     });
     let info = Arc::new(server_info(&cfg));
-    let metrics = Arc::new(Metrics::new(cfg.shards));
+    let metrics = Arc::new(Metrics::with_process(
+        cfg.shards,
+        crate::process::source(info.start_time_ms as f64 / 1000.0),
+    ));
     let cpus = online_cpus();
     let mut threads = Vec::with_capacity(cfg.shards);
     for (i, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {

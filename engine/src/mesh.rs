@@ -47,6 +47,12 @@ pub struct ShardStatus {
     pub samples_appended: u64,
     pub flushes: u64,
     pub compactions: u64,
+    /// Tasks the shard runs on its core: its event loop and its tickers.
+    pub tasks: u64,
+    /// How long the shard's WAL replay took when it opened.
+    pub wal_replay_duration: std::time::Duration,
+    /// How long its WAL fdatasyncs took.
+    pub wal_fsync: crate::wal::writer::FsyncStats,
 }
 
 /// Everything a shard can be asked.

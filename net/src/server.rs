@@ -23,7 +23,7 @@ use crate::limits::{
     Charge, INFLIGHT_REQUESTS_PER_CORE_MAX, Limit, REFUSED_CONNECTION_LINGER,
     SHED_RETRY_AFTER_SECONDS,
 };
-use crate::metrics::{CoreMetrics, Metrics};
+use crate::metrics::{CoreMetrics, Metrics, QueryRoute};
 use crate::render;
 use crate::routes;
 use crate::wire::IngestLimits;
@@ -242,32 +242,44 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // `None`: shed; `Some(None)`: a probe or scrape, which takes no slot.
     let slot = if is_probe(&ctx, &path) {
-        None
+        Some(None)
     } else {
-        match InflightRequest::begin(ctx.core_metrics()) {
-            Some(slot) => Some(slot),
-            None => {
-                let e = ApiError::shed(
-                    Limit::InflightRequests,
-                    format!(
-                        "too many requests in flight on this core (the limit is {INFLIGHT_REQUESTS_PER_CORE_MAX}); retry later"
-                    ),
-                );
-                return refused(&ctx, &method, &path, peer, &e);
-            }
+        InflightRequest::begin(ctx.core_metrics()).map(Some)
+    };
+    // A shed request is answered (and timed, and counted) like any other.
+    let resp = match slot {
+        None => {
+            let e = ApiError::shed(
+                Limit::InflightRequests,
+                format!(
+                    "too many requests in flight on this core (the limit is {INFLIGHT_REQUESTS_PER_CORE_MAX}); retry later"
+                ),
+            );
+            refused(&ctx, &method, &path, peer, &e)
+        }
+        Some(slot) => {
+            let resp = match routes::route(&ctx, req).await {
+                Ok(r) => r,
+                Err(e) => refused(&ctx, &method, &path, peer, &e),
+            };
+            drop(slot);
+            resp
         }
     };
-    let resp = match routes::route(&ctx, req).await {
-        Ok(r) => r,
-        Err(e) => refused(&ctx, &method, &path, peer, &e),
-    };
-    drop(slot);
+    let took = started.elapsed();
+    if routes::is_ingest(&path) {
+        ctx.core_metrics().insert_done(took);
+    } else if let Some(route) = QueryRoute::from_path(&path) {
+        let failed = resp.status().is_client_error() || resp.status().is_server_error();
+        ctx.core_metrics().query_done(route, took, failed);
+    }
     tracing::debug!(
         method = %method,
         path = %path,
         status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
+        duration_ms = took.as_millis() as u64,
         "request"
     );
     resp

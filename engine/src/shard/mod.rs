@@ -95,6 +95,11 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) samples_appended: u64,
     pub(crate) flushes: u64,
     pub(crate) compactions: u64,
+    /// Tasks this shard runs on its core: its event loop and its tickers (0 until
+    /// [`Shard::run`] starts them).
+    pub(crate) tasks: u64,
+    /// How long the WAL replay of [`Shard::open_in`] took.
+    pub(crate) replay_duration: Duration,
     /// Compacted parents waiting out their grace period before deletion.
     pub(crate) retired: crate::compact::Retired,
 }
@@ -144,6 +149,13 @@ impl<S: Storage> Shard<S> {
             samples_appended: self.samples_appended,
             flushes: self.flushes,
             compactions: self.compactions,
+            tasks: self.tasks,
+            wal_replay_duration: self.replay_duration,
+            wal_fsync: self
+                .wal
+                .as_ref()
+                .map(|w| w.fsync_stats().clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -151,15 +163,20 @@ impl<S: Storage> Shard<S> {
     /// gone). Must run on the shard's own core inside a monoio runtime with timers.
     pub async fn run(mut self, inbox: flume::Receiver<ShardRequest>) {
         let (tick_tx, tick_rx) = flume::bounded::<Tick>(4);
+        // The loop itself, then one per ticker.
+        self.tasks = 1;
         if self.cfg.wal_enabled && self.cfg.wal_sync == SyncMode::Interval {
             spawn_ticker(tick_tx.clone(), self.cfg.wal_sync_interval, || Tick::Sync);
+            self.tasks += 1;
         }
         if self.cfg.compaction_enabled {
             spawn_ticker(tick_tx.clone(), self.cfg.compaction_interval, || {
                 Tick::Compact
             });
+            self.tasks += 1;
         }
         spawn_ticker(tick_tx.clone(), DISK_FULL_PROBE_INTERVAL, || Tick::Probe);
+        self.tasks += 1;
         drop(tick_tx);
         self.publish_head_series();
         loop {

@@ -231,6 +231,7 @@ impl<S: Storage> Shard<S> {
         let mut head = Head::new();
         let mut next_ref = 0u64;
         let mut wal = None;
+        let mut replay_duration = std::time::Duration::ZERO;
         if cfg.wal_enabled {
             let dir = layout::shard_wal_dir(&cfg.wal_root, cfg.shard as usize);
             storage
@@ -287,7 +288,8 @@ impl<S: Storage> Shard<S> {
             // Segments kept for a backup but not replayed may use refs up to here.
             next_ref = next_ref.max(plan.next_ref_min);
             head.mark_all_unlogged();
-            let duration_ms = clock.monotonic().saturating_sub(started).as_millis() as u64;
+            replay_duration = clock.monotonic().saturating_sub(started);
+            let duration_ms = replay_duration.as_millis() as u64;
             tracing::info!(
                 shard = cfg.shard,
                 entries = stats.records,
@@ -320,7 +322,8 @@ impl<S: Storage> Shard<S> {
                     cfg.wal_sync,
                     existing,
                 )
-                .await?,
+                .await?
+                .timed_by(clock.clone()),
             );
         }
         let last_ulid = blocks
@@ -342,6 +345,8 @@ impl<S: Storage> Shard<S> {
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
+            tasks: 0,
+            replay_duration,
             retired: Default::default(),
         })
     }

@@ -9,13 +9,44 @@
 //! segment and starts a fresh one.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
 
 use super::SyncMode;
 use super::checkpoint::sync_dir;
 use super::segment;
 use crate::error::{Error, ReadOnlyCause, Result};
 use crate::layout;
-use crate::storage::{Storage, WalFile};
+use crate::storage::{Clock, Storage, WalFile};
+
+/// Upper bounds of [`FsyncStats::buckets`], seconds; `+Inf` is implied.
+pub const FSYNC_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// How long the writer's fdatasyncs took (those of [`WalWriter::sync`]), for
+/// `tsdb_wal_fsync_duration_seconds`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsyncStats {
+    /// Syncs per bucket of [`FSYNC_BUCKETS`] (not cumulative); slower ones only in
+    /// `count`.
+    pub buckets: [u64; FSYNC_BUCKETS.len()],
+    pub count: u64,
+    pub sum: Duration,
+}
+
+impl FsyncStats {
+    fn observe(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = FSYNC_BUCKETS.iter().position(|&le| secs <= le)
+            && let Some(b) = self.buckets.get_mut(i)
+        {
+            *b += 1;
+        }
+        self.count += 1;
+        self.sum += took;
+    }
+}
 
 pub struct WalWriter<S: Storage> {
     storage: S,
@@ -32,6 +63,9 @@ pub struct WalWriter<S: Storage> {
     poisoned: Option<(ReadOnlyCause, String)>,
     /// Bytes in segments that still exist, for `tsdb_wal_size_bytes`.
     size_bytes: u64,
+    /// Times the syncs when set (see [`WalWriter::timed_by`]).
+    clock: Option<Rc<dyn Clock>>,
+    fsync: FsyncStats,
 }
 
 impl<S: Storage> std::fmt::Debug for WalWriter<S> {
@@ -73,7 +107,20 @@ impl<S: Storage> WalWriter<S> {
             unsynced: false,
             poisoned: None,
             size_bytes: existing_bytes + segment::HEADER_BYTES as u64,
+            clock: None,
+            fsync: FsyncStats::default(),
         })
+    }
+
+    /// Times every sync with `clock` from now on, for [`WalWriter::fsync_stats`].
+    pub fn timed_by(mut self, clock: Rc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How long the syncs took (empty unless [`WalWriter::timed_by`] gave a clock).
+    pub fn fsync_stats(&self) -> &FsyncStats {
+        &self.fsync
     }
 
     /// The reason the writer refuses writes, if it does.
@@ -179,7 +226,13 @@ impl<S: Storage> WalWriter<S> {
         if !self.unsynced {
             return Ok(());
         }
-        if let Err(e) = self.file.sync_data().await {
+        let started = self.clock.as_ref().map(|c| c.monotonic());
+        let synced = self.file.sync_data().await;
+        if let (Some(clock), Some(started)) = (&self.clock, started) {
+            self.fsync
+                .observe(clock.monotonic().saturating_sub(started));
+        }
+        if let Err(e) = synced {
             let err = Error::io(
                 format!(
                     "wal shard {} segment {}: fdatasync",

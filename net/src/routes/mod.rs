@@ -36,7 +36,7 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/-/healthy" => health::healthy(),
         "/-/ready" => health::ready(ctx),
         p if ctx.metrics_path.as_deref() == Some(p) => match method {
-            Method::GET => metrics::metrics(ctx).await,
+            Method::GET => metrics::metrics(ctx, &req).await,
             _ => Err(method_not_allowed(&method, &path)),
         },
         _ if !ctx.ready() => Err(ApiError::new(
@@ -279,6 +279,7 @@ pub(crate) async fn ingest_body(
 /// The answer to a write that reached the shards: 204, or 429 when new series were
 /// refused for the head series bound (the samples of existing series were written).
 pub(crate) fn appended(ctx: &Ctx, outcome: AppendOutcome) -> Result<Response<Body>, ApiError> {
+    ctx.core_metrics().samples_ingested(outcome.samples);
     if outcome.series_refused == 0 {
         return Ok(no_content());
     }
