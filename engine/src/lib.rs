@@ -14,6 +14,7 @@ pub mod block;
 pub mod cardinality;
 pub mod chunk;
 pub mod compact;
+pub mod compact_offline;
 pub mod error;
 pub mod fuzz;
 pub mod head;
