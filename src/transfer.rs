@@ -99,6 +99,15 @@ fn snapshot_dir(client: &Client, name: &str) -> String {
 
 /// `tsdb export [--match S]... [--start T] [--end T] [--output FILE]`.
 pub fn export(args: &ExportArgs) -> ExitCode {
+    if let Some(data_dir) = &args.data_dir {
+        return match export_offline(args, data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err((code, message)) => {
+                eprintln!("tsdb export: {message}");
+                ExitCode::from(code)
+            }
+        };
+    }
     let client = match client_or_exit("export", &args.server) {
         Ok(c) => c,
         Err(code) => return code,
@@ -291,5 +300,69 @@ fn send(client: &Client, batch: &Batch, sent: &mut Sent) -> Result<(), (u8, Stri
                 ),
             ))
         }
+    }
+}
+
+/// `tsdb export --data-dir DIR`: the engine's offline read, rendered as the export
+/// route renders it.
+fn export_offline(args: &ExportArgs, data_dir: &Path) -> Result<(), (u8, String)> {
+    use tsdb_net::params::{MAX_TIME_MS, MIN_TIME_MS, parse_selector, parse_time};
+    let usage = |m: String| (EXIT_ERROR, m);
+    let mut sets = Vec::new();
+    for m in &args.matches {
+        sets.extend(parse_selector(m).map_err(|e| usage(format!("--match {m:?}: {e}")))?);
+    }
+    if sets.is_empty() {
+        let all =
+            tsdb_engine::Matcher::new("__name__", "=~", ".+").map_err(|e| usage(e.to_string()))?;
+        sets.push(vec![all]);
+    }
+    let time = |t: &Option<String>, flag: &str, default: i64| match t {
+        Some(t) => parse_time(t).map_err(|e| usage(format!("--{flag}: {e}"))),
+        None => Ok(default),
+    };
+    let start = time(&args.start, "start", MIN_TIME_MS)?;
+    let end = time(&args.end, "end", MAX_TIME_MS)?;
+    if !data_dir.is_dir() {
+        return Err(usage(format!(
+            "--data-dir {}: not a directory",
+            data_dir.display()
+        )));
+    }
+    let _lock = crate::run::lock_data_dir(data_dir).map_err(|e| match e {
+        crate::run::LockError::InUse(m) => (
+            EXIT_BAD,
+            format!("{m}; export from the running server with --url instead"),
+        ),
+        crate::run::LockError::Io(m) => (EXIT_ERROR, m),
+    })?;
+    let wal_root = args
+        .wal_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join(tsdb_engine::layout::WAL_DIR));
+    let series = tsdb_engine::offline_read::read_offline(
+        &tsdb_engine::storage::DiskStorage,
+        data_dir,
+        &wal_root,
+        &sets,
+        start,
+        end,
+    )
+    .map_err(|e| match e {
+        tsdb_engine::Error::Io { .. } => (EXIT_ERROR, e.to_string()),
+        _ => (EXIT_BAD, e.to_string()),
+    })?;
+    let mut out = Vec::new();
+    for s in &series {
+        tsdb_net::wire::json_lines::write_series(&mut out, &s.labels, &s.samples);
+    }
+    match &args.output {
+        None => std::io::stdout()
+            .lock()
+            .write_all(&out)
+            .map_err(|e| (EXIT_ERROR, format!("write to stdout: {e}"))),
+        Some(file) => copy_to_file(&mut out.as_slice(), file)
+            .map(|_| ())
+            .map_err(|e| (EXIT_ERROR, e)),
     }
 }

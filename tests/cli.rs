@@ -624,3 +624,45 @@ fn compact_merges_a_stopped_servers_blocks_and_refuses_a_running_one() {
     let (code, _, err) = tsdb(&["compact", "--data-dir", &d, "--retention=soon"], &[]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn export_of_a_stopped_data_dir_reads_blocks_and_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = format!("--data-dir={}", dir.path().display());
+    let server = Server::start(dir.path(), &["--shards=2"]);
+    let t0 = now_ms() - 60_000;
+    let post = |body: String| {
+        let (status, text) = server.post("/api/v1/import", "application/x-ndjson", body.as_bytes());
+        assert_eq!(status, 204, "{text}");
+    };
+    // Some samples in blocks, later ones (and one overwritten value) only in the WAL.
+    post(json_lines(30, t0));
+    server.flush();
+    post(json_lines(30, t0 + 5));
+    post("{\"metric\":{\"__name__\":\"cli_test\",\"i\":\"0\",\"job\":\"j0\"},\"values\":[42],\"timestamps\":[".to_owned() + &t0.to_string() + "]}\n");
+    let online = sorted_lines(&server.get("/api/v1/export").1);
+    assert_eq!(online.len(), 30);
+    let (code, _, err) = tsdb(&["export", &d], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is in use by another tsdb process"), "{err}");
+    server.kill9();
+
+    let (code, offline, err) = tsdb(&["export", &d], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sorted_lines(&offline), online);
+    let (code, some, err) = tsdb(
+        &[
+            "export",
+            &d,
+            "--match=cli_test{i=\"0\"}",
+            "--end",
+            &format!("{}", (t0 + 1000) / 1000),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(some.lines().count(), 1, "{some}");
+    assert!(some.contains("\"values\":[42"), "{some}");
+    let (code, _, err) = tsdb(&["export", &d, "--url=http://x"], &[]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -22,6 +22,7 @@ pub mod layout;
 pub mod limits;
 pub mod mesh;
 pub mod model;
+pub mod offline_read;
 pub mod promql;
 pub mod rng;
 pub mod shard;

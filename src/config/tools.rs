@@ -70,9 +70,14 @@ pub enum Tool {
     /// the format `tsdb import` and /api/v1/import read. Without --match every series
     /// is exported. Times are RFC 3339 or Unix seconds, as in the query API.
     ///
-    /// Exit status: 0 = exported, 1 = the server refused (its error is printed),
-    /// 2 = usage error, the server could not be reached, or the output could not be
-    /// written.
+    /// With --data-dir it reads a stopped server's blocks and WAL itself (for when the
+    /// server cannot start), changing nothing but taking the data dir's lock, so it
+    /// refuses while a server runs there.
+    ///
+    /// Exit status: 0 = exported, 1 = the server refused (its error is printed), or
+    /// with --data-dir a server holds the data dir or a block could not be read,
+    /// 2 = usage error, the server could not be reached, or the input or output could
+    /// not be read or written.
     Export(ExportArgs),
     /// Send JSON lines (the format of `tsdb export`) to a running server.
     ///
@@ -170,6 +175,12 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout (created or truncated)
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Read a stopped server's data dir (blocks and WAL) instead of asking a server
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["url", "token_file", "ca_cert"])]
+    pub data_dir: Option<PathBuf>,
+    /// With --data-dir: the WAL directory, when the server runs with --wal-dir [default: <data-dir>/wal]
+    #[arg(long, value_name = "PATH", requires = "data_dir")]
+    pub wal_dir: Option<PathBuf>,
 }
 
 /// The arguments of `tsdb import`.
