@@ -666,3 +666,140 @@ fn export_of_a_stopped_data_dir_reads_blocks_and_wal() {
     let (code, _, err) = tsdb(&["export", &d, "--url=http://x"], &[]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Runs `openssl` (Debian's openssl package; `.ci/run` installs it).
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed for this test (.ci/run installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Kills the child on drop, so a failed assertion leaves no server behind.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ca_cert_makes_a_private_ca_trusted_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let days = "2";
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            days,
+            "-subj",
+            "/CN=tsdb test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            days,
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // `s_server -www` answers any GET with a status page: enough to prove the TLS
+    // handshake and the CA's trust.
+    let server = Kill(
+        Command::new("openssl")
+            .current_dir(d)
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-cert",
+                "srv.pem",
+                "-key",
+                "srv.key",
+                "-www",
+                "-quiet",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("--url=https://127.0.0.1:{port}");
+    let ca = format!("--ca-cert={}", d.join("ca.pem").display());
+
+    let (code, out, err) = tsdb(&["export", &url, &ca], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("s_server"), "{out}");
+    let (code, _, err) = tsdb(&["export", &url], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    // --ca-cert only with https://, and only a PEM certificate.
+    let (code, _, err) = tsdb(&["export", "--url=http://127.0.0.1:1", &ca], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--ca-cert needs an https:// URL"), "{err}");
+    let key = format!("--ca-cert={}", d.join("ext.cnf").display());
+    let (code, _, err) = tsdb(&["export", &url, &key], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no PEM certificate"), "{err}");
+    drop(server);
+}
