@@ -340,7 +340,7 @@ fn export_offline(args: &ExportArgs, data_dir: &Path) -> Result<(), (u8, String)
         .wal_dir
         .clone()
         .unwrap_or_else(|| data_dir.join(tsdb_engine::layout::WAL_DIR));
-    let series = tsdb_engine::offline_read::read_offline(
+    let read = tsdb_engine::offline_read::read_offline(
         &tsdb_engine::storage::DiskStorage,
         data_dir,
         &wal_root,
@@ -353,16 +353,32 @@ fn export_offline(args: &ExportArgs, data_dir: &Path) -> Result<(), (u8, String)
         _ => (EXIT_BAD, e.to_string()),
     })?;
     let mut out = Vec::new();
-    for s in &series {
+    for s in &read.series {
         tsdb_net::wire::json_lines::write_series(&mut out, &s.labels, &s.samples);
     }
     match &args.output {
         None => std::io::stdout()
             .lock()
             .write_all(&out)
-            .map_err(|e| (EXIT_ERROR, format!("write to stdout: {e}"))),
-        Some(file) => copy_to_file(&mut out.as_slice(), file)
-            .map(|_| ())
-            .map_err(|e| (EXIT_ERROR, e)),
+            .map_err(|e| (EXIT_ERROR, format!("write to stdout: {e}")))?,
+        Some(file) => {
+            copy_to_file(&mut out.as_slice(), file).map_err(|e| (EXIT_ERROR, e))?;
+        }
+    }
+    for (shard, d) in &read.wal_damage {
+        eprintln!(
+            "tsdb export: WAL damage shard={shard} segment={} offset={} bytes_dropped={} reason={}",
+            d.segment, d.offset, d.bytes_dropped, d.reason
+        );
+    }
+    match read.wal_damage.len() {
+        0 => Ok(()),
+        n => Err((
+            EXIT_BAD,
+            format!(
+                "{n} WAL damage(s): everything readable was exported, the records behind each damage were not (tsdb inspect-wal {} says more)",
+                wal_root.display()
+            ),
+        )),
     }
 }

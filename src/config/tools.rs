@@ -75,7 +75,8 @@ pub enum Tool {
     /// refuses while a server runs there.
     ///
     /// Exit status: 0 = exported, 1 = the server refused (its error is printed), or
-    /// with --data-dir a server holds the data dir or a block could not be read,
+    /// with --data-dir a server holds the data dir, a block could not be read, or the
+    /// WAL is damaged (what could be read was exported; stderr names each damage),
     /// 2 = usage error, the server could not be reached, or the input or output could
     /// not be read or written.
     Export(ExportArgs),
