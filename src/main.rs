@@ -1,16 +1,27 @@
 //! The `tsdb` binary: turns flags > `TSDB_*` env > YAML > defaults into one `Config`,
 //! sets up logging, and runs the chosen command.
 
+mod check;
+mod client;
+mod compact;
 mod config;
+mod host;
 mod inspect;
 mod logging;
 mod process;
 mod run;
+mod transfer;
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use config::tools::Tool;
 use config::{Command, ConfigError};
+
+/// The exit statuses of the operator's tools: the thing checked is fine, it is bad (or
+/// the server said no), or the tool could not do its job (usage, I/O, connection).
+pub const EXIT_BAD: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
 
 /// jemalloc instead of glibc malloc: requests are decoded on one core and their
 /// buffers freed on the shard's core, and glibc's per-arena locks made that cross-core
@@ -34,6 +45,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::InspectWal { dir, json } => inspect::inspect_wal(&dir, json),
+        Command::Tool(Tool::Inspect(a)) => inspect::inspect_block_dir(&a.dir, a.json),
+        Command::Tool(Tool::Check(a)) => check::check(&a),
+        Command::Tool(Tool::Compact(a)) => compact::compact(&a),
+        Command::Tool(Tool::Snapshot(a)) => transfer::snapshot(&a),
+        Command::Tool(Tool::Export(a)) => transfer::export(&a),
+        Command::Tool(Tool::Import(a)) => transfer::import(&a),
         Command::Start(cfg) => {
             logging::init(cfg.log_level, cfg.log_format, cfg.log_output);
             run::run(*cfg)

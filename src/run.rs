@@ -3,6 +3,7 @@
 //! thread.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -61,11 +62,12 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         compaction_interval = %format_duration(cfg.compaction_interval),
         "starting TSDB server"
     );
+    let driver = choose_driver(cfg.io_driver)?;
     // Durably: a data dir the crash takes away takes everything synced into it.
     DiskStorage
         .create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("create data dir {}: {e}", cfg.data_dir.display()))?;
-    let _lock = lock_data_dir(&cfg)?;
+    let _lock = lock_data_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
     prepare_data_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
     if cfg.wal_enabled {
         let shards = u32::try_from(cfg.shards).unwrap_or(u32::MAX);
@@ -159,12 +161,11 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         let ready = ready.clone();
         let events = events_tx.clone();
         let cpu = cpus.get(i % cpus.len().max(1)).copied();
-        let io_driver = cfg.io_driver;
         let t = std::thread::Builder::new()
             .name(format!("tsdb-shard-{i}"))
             .spawn(move || {
                 shard_thread(
-                    i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events, io_driver,
+                    i, cpu, listener, ctx, shard_cfg, shared, inbox, ready, events, driver,
                 )
             })
             .map_err(|e| format!("spawn shard thread {i}: {e}"))?;
@@ -237,12 +238,12 @@ fn shard_thread(
     inbox: flume::Receiver<ShardRequest>,
     ready: Arc<AtomicUsize>,
     events: flume::Sender<Event>,
-    io_driver: IoDriver,
+    driver: Driver,
 ) {
     if let Some(cpu) = cpu {
         pin_to_cpu(i, cpu);
     }
-    let mut runtime = match build_runtime(io_driver) {
+    let mut runtime = match build_runtime(driver) {
         Ok(r) => r,
         Err(e) => {
             let _ = events.send(Event::Fatal(format!("shard {i}: start runtime: {e}")));
@@ -253,9 +254,6 @@ fn shard_thread(
         monoio::FusionRuntime::Uring(_) => "io_uring",
         monoio::FusionRuntime::Legacy(_) => "epoll",
     };
-    if i == 0 {
-        tracing::info!(driver, requested = %io_driver, "I/O driver");
-    }
     tracing::debug!(shard = i, driver, "shard runtime started");
     runtime.block_on(async move {
         let listener = match monoio::net::TcpListener::from_std(listener) {
@@ -283,23 +281,53 @@ type ShardRuntime = monoio::FusionRuntime<
     monoio::time::TimeDriver<monoio::LegacyDriver>,
 >;
 
-/// Builds a shard's executor with the requested driver. `auto` takes io_uring when the
-/// kernel allows it (a container's seccomp profile may not) and epoll otherwise.
-fn build_runtime(io_driver: IoDriver) -> Result<ShardRuntime, String> {
-    const RING_ENTRIES: u32 = 1024;
-    match io_driver {
-        IoDriver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+/// The I/O driver every shard runs, chosen once before any starts.
+#[derive(Clone, Copy, Debug)]
+enum Driver {
+    IoUring,
+    Epoll,
+}
+
+/// Probes io_uring (`host::probe_io_uring`) and picks the driver `--io-driver` asks
+/// for, logging one line that names it: `auto` falls back to epoll with a warning
+/// giving the reason and the fix, `io-uring` refuses to start without it.
+fn choose_driver(requested: IoDriver) -> Result<Driver, String> {
+    if matches!(requested, IoDriver::Epoll) {
+        tracing::info!(driver = "epoll", requested = %requested, "I/O driver");
+        return Ok(Driver::Epoll);
+    }
+    match (crate::host::probe_io_uring(), requested) {
+        (Ok(()), _) => {
+            tracing::info!(driver = "io_uring", requested = %requested, "I/O driver");
+            Ok(Driver::IoUring)
+        }
+        (Err(u), IoDriver::IoUring) => Err(format!(
+            "io_uring is unavailable and --io-driver=io-uring requires it: {}; {} (or start with --io-driver=auto or epoll)",
+            u.reason, u.advice
+        )),
+        (Err(u), _) => {
+            tracing::warn!(
+                driver = "epoll",
+                requested = %requested,
+                reason = %u.reason,
+                advice = %u.advice,
+                "io_uring unavailable: using the epoll fallback"
+            );
+            Ok(Driver::Epoll)
+        }
+    }
+}
+
+/// Builds a shard's executor with the driver [`choose_driver`] picked.
+fn build_runtime(driver: Driver) -> Result<ShardRuntime, String> {
+    match driver {
+        Driver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
             .enable_timer()
-            .with_entries(RING_ENTRIES)
-            .build()
-            .map_err(|e| e.to_string()),
-        IoDriver::IoUring => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .enable_timer()
-            .with_entries(RING_ENTRIES)
+            .with_entries(crate::host::RING_ENTRIES)
             .build()
             .map(monoio::FusionRuntime::Uring)
-            .map_err(|e| format!("io_uring is not available ({e}); use --io-driver=epoll or auto")),
-        IoDriver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .map_err(|e| format!("io_uring: {e}")),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .map(monoio::FusionRuntime::Legacy)
@@ -398,22 +426,40 @@ fn bind_listeners(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpListene
     Ok(out)
 }
 
-/// Takes an exclusive lock on `<data-dir>/lock` so two servers never share a data dir.
-fn lock_data_dir(cfg: &Config) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
-    let path = cfg.data_dir.join(tsdb_engine::layout::LOCK_FILE);
+/// Takes an exclusive lock on `<data-dir>/lock` so two servers (or a server and
+/// `tsdb compact`) never share a data dir.
+pub fn lock_data_dir(data_dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, LockError> {
+    let path = data_dir.join(tsdb_engine::layout::LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("open {}: {e}", path.display()))?;
+        .map_err(|e| LockError::Io(format!("open {}: {e}", path.display())))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        format!(
+        LockError::InUse(format!(
             "data dir {} is in use by another tsdb process (lock {}: {e})",
-            cfg.data_dir.display(),
+            data_dir.display(),
             path.display()
-        )
+        ))
     })
+}
+
+/// Why [`lock_data_dir`] failed.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds the lock.
+    InUse(String),
+    /// The lock file could not be opened.
+    Io(String),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::InUse(m) | LockError::Io(m) => f.write_str(m),
+        }
+    }
 }
 
 fn shard_config(cfg: &Config, i: usize) -> ShardConfig {

@@ -177,6 +177,36 @@ pub fn by_age<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Vec<&'a Block>
     out
 }
 
+/// Writes the merge of `parents` as block `ulid` of `shard` into `data_dir`'s
+/// `blocks/` (temp dir, fsync, rename, fsync) and opens it: the step the server's
+/// compaction and `tsdb compact` share. The parents are untouched; the caller retires
+/// or deletes them once the merged block is in place.
+pub(crate) fn write_merged(
+    storage: &impl Storage,
+    data_dir: &Path,
+    shard: u32,
+    ulid: &str,
+    parents: &[&Block],
+) -> Result<Block> {
+    let series = merge(parents)?;
+    let level = parents
+        .iter()
+        .map(|b| b.meta().compaction.level)
+        .max()
+        .unwrap_or(1)
+        + 1;
+    let mut sources: Vec<String> = parents
+        .iter()
+        .flat_map(|b| b.meta().compaction.sources.iter().cloned())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let parent_ids: Vec<String> = parents.iter().map(|b| b.meta().ulid.clone()).collect();
+    let encoded = block::encode_block(ulid, shard, level, sources, parent_ids, series);
+    let path = block::write_block_dir_in(storage, &layout::blocks_dir(data_dir), &encoded)?;
+    Block::open_in(storage, &path)
+}
+
 impl<S: Storage> Shard<S> {
     /// Deletes the retired parents whose grace period is over.
     fn delete_retired(&mut self) -> Result<()> {
@@ -218,34 +248,16 @@ impl<S: Storage> Shard<S> {
         let ulid = self.next_block_ulid();
         let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
         let started = self.clock.monotonic();
-        let series = merge(&parents)?;
-        let level = parents
-            .iter()
-            .map(|b| b.meta().compaction.level)
-            .max()
-            .unwrap_or(1)
-            + 1;
-        let mut sources: Vec<String> = parents
-            .iter()
-            .flat_map(|b| b.meta().compaction.sources.iter().cloned())
-            .collect();
-        sources.sort();
-        sources.dedup();
-        let parent_ids: Vec<String> = parents.iter().map(|b| b.meta().ulid.clone()).collect();
-        let encoded = block::encode_block(
-            &ulid,
-            self.cfg.shard,
-            level,
-            sources,
-            parent_ids.clone(),
-            series,
-        );
-        let path = block::write_block_dir_in(
+        let merged = write_merged(
             &self.storage,
-            &layout::blocks_dir(&self.cfg.data_dir),
-            &encoded,
+            &self.cfg.data_dir,
+            self.cfg.shard,
+            &ulid,
+            &parents,
         )?;
-        let merged = Block::open_in(&self.storage, &path)?;
+        let level = merged.meta().compaction.level;
+        let parent_ids = merged.meta().compaction.parents.clone();
+        let stats = merged.meta().stats.clone();
         let mut removed = Vec::new();
         let mut keep = Vec::new();
         for (i, b) in std::mem::take(&mut self.blocks).into_iter().enumerate() {
@@ -270,8 +282,8 @@ impl<S: Storage> Shard<S> {
             block = %ulid,
             level,
             parents = ?parent_ids,
-            series = encoded.meta.stats.num_series,
-            samples = encoded.meta.stats.num_samples,
+            series = stats.num_series,
+            samples = stats.num_samples,
             duration_ms = self.clock.monotonic().saturating_sub(started).as_millis() as u64,
             "compacted blocks"
         );

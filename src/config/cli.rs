@@ -46,6 +46,8 @@ pub(super) enum Sub {
     /// Exit status: 0 = the WAL is clean, 1 = damage was found (the report says where),
     /// 2 = usage error, or <DIR> could not be read or is no WAL directory.
     InspectWal(InspectWalArgs),
+    #[command(flatten)]
+    Tool(super::tools::Tool),
     /// Print the version and exit.
     Version,
 }

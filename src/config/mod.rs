@@ -12,6 +12,7 @@
 //! and the environment), so tests cover it without touching the process.
 
 mod cli;
+pub mod tools;
 mod units;
 mod yaml;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Version,
     /// `tsdb inspect-wal <dir> [--json]`: report on a WAL directory, changing nothing.
     InspectWal { dir: std::path::PathBuf, json: bool },
+    /// `tsdb inspect|check|snapshot|export|import`: the operator's tools.
+    Tool(tools::Tool),
 }
 
 /// The effective configuration of the server; see the operations guide.
@@ -548,6 +551,7 @@ where
     let cli = cli::Cli::try_parse_from(args).map_err(ConfigError::Clap)?;
     match cli.command {
         cli::Sub::Version => Ok(Command::Version),
+        cli::Sub::Tool(t) => Ok(Command::Tool(t)),
         cli::Sub::InspectWal(a) => Ok(Command::InspectWal {
             dir: a.dir,
             json: a.json,
@@ -592,7 +596,11 @@ pub fn from_process() -> Result<Command, ConfigError> {
 }
 
 fn known_env_name(name: &str) -> Option<&'static str> {
-    OPTIONS.iter().map(|opt| opt.env).find(|env| *env == name)
+    OPTIONS
+        .iter()
+        .map(|opt| opt.env)
+        .chain(tools::CLIENT_ENV)
+        .find(|env| *env == name)
 }
 
 fn check_env_names(env: &[(String, String)]) -> Result<(), ConfigError> {

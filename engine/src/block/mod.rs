@@ -15,6 +15,7 @@
 mod buf;
 mod chunks;
 pub(crate) mod index;
+pub mod inspect;
 pub mod meta;
 pub mod reader;
 pub mod writer;
@@ -22,6 +23,7 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use inspect::{BlockReport, inspect_block};
 pub use meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
 pub use reader::{Block, SeriesRef, verify_block};
 pub use writer::{
