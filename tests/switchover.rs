@@ -6,7 +6,7 @@
 //! Prometheus remote_write queue does. A's data dir is copied with `rsync -a`, instance
 //! B (the "new version") starts on the copy on another port, the writers are switched
 //! to B and resend there, and A is stopped. Every sample acknowledged by A or by B must
-//! then be on B with its value, once, and nothing else.
+//! then be on B with its value, once, and nothing else, and again after B restarts.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -292,6 +292,12 @@ fn switchover_to_a_copy_loses_and_duplicates_nothing() {
         .iter()
         .map(|r| r.load(Ordering::Relaxed))
         .sum();
+    b.assert_no_unexpected_warnings(&[]);
+    let (status, out) = b.terminate();
+    assert!(status.success(), "{out}");
+    // The new instance's data outlives its own restart: what it took is in its WAL.
+    let b = Server::start(&data_b, ARGS);
+    assert_eq!(check(&shared, &b), checked);
     b.assert_no_unexpected_warnings(&[]);
     let (status, out) = b.terminate();
     assert!(status.success(), "{out}");
