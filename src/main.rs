@@ -5,6 +5,7 @@ mod config;
 mod inspect;
 mod logging;
 mod process;
+mod profile;
 mod run;
 
 use std::io::Write;
