@@ -1,5 +1,6 @@
 //! Black-box: the `/debug/pprof/*` routes of a running server under light load. The
 //! CPU profile is gzip-compressed pprof protobuf with samples from our own code; the
+//! heap profile likewise, with live bytes (and 404 when jemalloc's sampling is off); the
 //! goroutine dump lists every shard and counts what `tsdb_goroutines` counts; the
 //! trace is Chrome trace-event JSON with write groups from every shard; bad
 //! `seconds` and a second concurrent profile get Prometheus' JSON errors.
@@ -407,5 +408,59 @@ fn index_goroutine_dump_and_trace() {
             .all(|s| s["truncated"] == false),
         "{meta}"
     );
+    server.assert_no_unexpected_warnings(&[]);
+}
+
+#[test]
+fn heap_profile_is_pprof_with_live_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--shards=2"]);
+    let writer = Writer::start(&server);
+    std::thread::sleep(Duration::from_secs(2));
+    let writes = writer.stop();
+    assert!(writes > 0);
+    let (status, index) = server.get("/debug/pprof/");
+    assert_eq!(status, 200);
+    assert!(index.contains("heap"), "{index}");
+    let (status, ct, body) = get_bytes(&server, "/debug/pprof/heap");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(ct, "application/octet-stream");
+    let p = decode_profile(&body);
+    let types: Vec<&str> = p
+        .sample_type
+        .iter()
+        .map(|t| p.string_table[t.r#type as usize].as_str())
+        .collect();
+    assert_eq!(types, ["inuse_objects", "inuse_space"]);
+    assert_eq!(p.period, 1 << 19, "one sample per 512 KiB");
+    assert!(!p.sample.is_empty() && !p.location.is_empty());
+    let inuse_bytes: i64 = p.sample.iter().map(|s| s.value[1]).sum();
+    // The heads hold the samples just written, and the server's own buffers: well
+    // over a megabyte live.
+    assert!(inuse_bytes > 1 << 20, "in-use bytes {inuse_bytes}");
+    let names = sampled_functions(&p);
+    assert!(
+        names.iter().any(|n| n.contains("tsdb")),
+        "no function of ours among the allocation stacks: {:?}",
+        names.iter().take(50).collect::<Vec<_>>()
+    );
+    server.assert_no_unexpected_warnings(&[]);
+}
+
+/// With jemalloc's sampling turned off by its environment variable, the route says
+/// so (404, as Go answers a profile it does not have) and the index leaves it out.
+#[test]
+fn heap_profile_off_answers_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = common::command(dir.path(), &[]);
+    cmd.env("_RJEM_MALLOC_CONF", "prof:false");
+    let server = Server::start_cmd(cmd, dir.path());
+    let v = assert_error(&server, "/debug/pprof/heap", 404);
+    assert!(
+        v["error"].as_str().unwrap().contains("heap profiling"),
+        "{v}"
+    );
+    let (_, index) = server.get("/debug/pprof/");
+    assert!(!index.contains("heap"), "{index}");
     server.assert_no_unexpected_warnings(&[]);
 }

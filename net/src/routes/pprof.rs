@@ -122,11 +122,14 @@ pub async fn heap(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     Ok(pprof_response(bytes, "heap"))
 }
 
+/// A profile this process cannot take: 404, as Go answers a profile it does not
+/// have (a 5xx would be logged as a server fault; this is how the process was
+/// started).
 fn unavailable(what: &str) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "unavailable",
-        format!("{what} is not available in this server"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("{what} is off in this process"),
     )
 }
 
