@@ -333,9 +333,10 @@ fn index_goroutine_dump_and_trace() {
         "the shards' tasks add up to the total:\n{dump}"
     );
     let scraped = server.metrics().value("tsdb_goroutines", &[]);
-    // One connection of difference either way: the scrape's own and the dump's.
+    // The same count; the scrape comes on a connection of its own, and the dump's
+    // may still be closing: two of difference at most.
     assert!(
-        (scraped - total as f64).abs() <= 1.0,
+        (scraped - total as f64).abs() <= 2.0,
         "tsdb_goroutines {scraped}, dump {total}:\n{dump}"
     );
 
