@@ -9,6 +9,7 @@ mod host;
 mod inspect;
 mod logging;
 mod process;
+mod profile;
 mod run;
 mod transfer;
 

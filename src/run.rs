@@ -132,6 +132,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         cfg.shards,
         crate::process::source(info.start_time_ms as f64 / 1000.0),
     ));
+    let pprof = Arc::new(crate::profile::profilers());
     let cpus = online_cpus();
     let mut threads = Vec::with_capacity(cfg.shards);
     for (i, (inbox, listener)) in inboxes.into_iter().zip(listeners).enumerate() {
@@ -156,6 +157,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
             max_connections: cfg.max_connections as u64,
             inflight_body_bytes_max: cfg.max_inflight_body_bytes,
             series_max: cfg.max_series as u64,
+            pprof: pprof.clone(),
         };
         let shared = shared.clone();
         let ready = ready.clone();

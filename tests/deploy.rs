@@ -3,7 +3,8 @@
 //! `tsdb start --help` lists, and the config, probes, ports and paths they name are
 //! what a running tsdb accepts and serves; promtool accepts the Prometheus config and
 //! rules, and every metric the rules use is in a live scrape; `systemd-analyze verify`
-//! accepts the unit without a warning.
+//! accepts the unit without a warning; the Grafana dashboard's expressions parse and
+//! use only metrics a live scrape has.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -692,6 +693,95 @@ fn docker_compose_builds_the_dockerfile_and_checks_health_on_what_tsdb_serves() 
     };
     assert!(run(script), "healthcheck failed: {script}");
     assert!(!run(&script.replace("/-/healthy", "/-/nothing")));
+    let (status, out) = server.terminate();
+    assert!(status.success(), "{out}");
+}
+
+/// The Grafana dashboard: valid JSON of a recent schema with a Prometheus data source
+/// variable and `job`/`instance` variables; every panel expression parses as PromQL
+/// once Grafana's variables are put in, and every metric it names is in a live scrape
+/// of tsdb.
+#[test]
+fn grafana_dashboard_uses_what_tsdb_serves() {
+    let path = repo().join("deploy/grafana/tsdb-dashboard.json");
+    let dash: Value = serde_json::from_str(&read(&path)).unwrap();
+    assert!(dash["schemaVersion"].as_u64().unwrap() >= 36);
+    let vars: BTreeMap<&str, &Value> = dash["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    assert_eq!(vars["DS_PROMETHEUS"]["type"], "datasource");
+    assert_eq!(vars["DS_PROMETHEUS"]["query"], "prometheus");
+    for name in ["job", "instance"] {
+        assert_eq!(vars[name]["type"], "query", "{name}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--shards=2"]);
+    let scrape = server.metrics();
+    let exported: BTreeSet<&str> = scrape.samples.iter().map(|s| s.name.as_str()).collect();
+    let mut panels = 0;
+    let mut titles = BTreeSet::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap();
+        assert!(titles.insert(title), "two panels titled {title}");
+        assert_eq!(panel["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} has no query");
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(
+                expr.contains(r#"job=~"$job""#) && expr.contains(r#"instance=~"$instance""#),
+                "{title}: {expr} ignores the job/instance variables"
+            );
+            let concrete = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".*")
+                .replace("$instance", ".*");
+            if let Err(e) = tsdb_engine::promql::parse(&concrete) {
+                panic!("{title}: {expr} does not parse: {e}");
+            }
+            let names = metric_names(expr);
+            assert!(!names.is_empty(), "{title}: {expr}");
+            for name in &names {
+                assert!(
+                    exported.contains(name.as_str()),
+                    "panel {title}: {name} is not in tsdb's /metrics:\n{}",
+                    scrape.text
+                );
+            }
+        }
+        panels += 1;
+    }
+    // The operations guide's key metrics, each on some panel.
+    let text = serde_json::to_string(&dash["panels"]).unwrap();
+    for metric in [
+        "tsdb_samples_ingested_total",
+        "tsdb_insert_duration_seconds_bucket",
+        "tsdb_insert_errors_total",
+        "tsdb_head_series",
+        "tsdb_blocks_total",
+        "tsdb_wal_size_bytes",
+        "tsdb_queries_total",
+        "tsdb_query_duration_seconds_bucket",
+        "tsdb_query_errors_total",
+        "tsdb_limit_hits_total",
+        "tsdb_shard_read_only",
+        "tsdb_wal_fsync_duration_seconds_bucket",
+        "tsdb_compactions_total",
+        "tsdb_memory_alloc_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "tsdb_goroutines",
+    ] {
+        assert!(text.contains(metric), "no panel shows {metric}");
+    }
+    assert!(panels >= 15, "{panels} panels");
     let (status, out) = server.terminate();
     assert!(status.success(), "{out}");
 }

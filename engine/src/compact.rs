@@ -292,6 +292,23 @@ impl<S: Storage> Shard<S> {
 
     /// Retention, then compaction until nothing is left to merge.
     pub(crate) fn compact_now(&mut self) -> Result<()> {
+        let started = self.trace_now();
+        let (blocks_before, compactions_before) = (self.blocks.len() as u64, self.compactions);
+        let result = self.compact_all();
+        self.trace_done(
+            "compaction",
+            started,
+            [
+                ("blocks_before", blocks_before),
+                ("blocks_after", self.blocks.len() as u64),
+                ("merges", self.compactions - compactions_before),
+                ("ok", u64::from(result.is_ok())),
+            ],
+        );
+        result
+    }
+
+    fn compact_all(&mut self) -> Result<()> {
         self.delete_retired()?;
         self.apply_retention()?;
         // Each merge shortens the list, so this ends; the bound is belt and braces.

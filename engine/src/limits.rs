@@ -21,6 +21,10 @@ pub const SHARD_INBOX_CAPACITY: usize = 1024;
 /// Append requests one WAL write may group (group commit).
 pub const GROUP_COMMIT_REQUESTS_MAX: usize = 256;
 
+/// Events one shard keeps during a `/debug/pprof/trace` window (about 100 bytes each,
+/// so at most ~5 MiB per shard); later ones are counted as dropped.
+pub const TRACE_EVENTS_PER_SHARD_MAX: usize = 50_000;
+
 /// Bytes one WAL write may group.
 pub const GROUP_COMMIT_BYTES_MAX: usize = 16 << 20;
 

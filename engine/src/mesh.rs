@@ -55,6 +55,24 @@ pub struct ShardStatus {
     pub wal_fsync: crate::wal::writer::FsyncStats,
 }
 
+/// What a shard is doing, for `/debug/pprof/goroutine`: its status, where it runs,
+/// its tasks and its queue.
+#[derive(Clone, Debug, Default)]
+pub struct ShardDump {
+    pub status: ShardStatus,
+    /// The name of the thread the shard runs on.
+    pub thread: String,
+    /// The CPU the thread ran on when it answered (it is pinned where it can be).
+    pub cpu: Option<usize>,
+    /// What each of its `status.tasks` tasks is.
+    pub tasks: Vec<String>,
+    /// Requests waiting in its inbox, and the inbox's bound.
+    pub inbox_depth: usize,
+    pub inbox_capacity: usize,
+    /// The WAL segment being written, if the WAL is on.
+    pub wal_segment: Option<u64>,
+}
+
 /// Everything a shard can be asked.
 #[derive(Debug)]
 pub enum ShardRequest {
@@ -112,6 +130,19 @@ pub enum ShardRequest {
     /// reason, when the shard's fault needs a restart.
     SetWritable {
         reply: Reply<()>,
+    },
+    /// Its state, tasks and queue, for `/debug/pprof/goroutine`.
+    Dump {
+        reply: Reply<ShardDump>,
+    },
+    /// Open a trace window of at most `window` (see [`crate::trace`]).
+    TraceStart {
+        window: std::time::Duration,
+        reply: Reply<()>,
+    },
+    /// Close the trace window and hand over its events.
+    TraceStop {
+        reply: Reply<crate::trace::ShardTrace>,
     },
     /// Sync the WAL and stop the shard's loop.
     Shutdown {
@@ -328,6 +359,24 @@ impl Mesh {
 
     pub async fn status(&self) -> Result<Vec<ShardStatus>> {
         self.fan_out(|reply| ShardRequest::Status { reply }).await
+    }
+
+    /// Every shard's state, tasks and queue.
+    pub async fn dump(&self) -> Result<Vec<ShardDump>> {
+        self.fan_out(|reply| ShardRequest::Dump { reply }).await
+    }
+
+    /// Opens a trace window of at most `window` on every shard.
+    pub async fn trace_start(&self, window: std::time::Duration) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::TraceStart { window, reply })
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes every shard's trace window and collects what each recorded.
+    pub async fn trace_stop(&self) -> Result<Vec<crate::trace::ShardTrace>> {
+        self.fan_out(|reply| ShardRequest::TraceStop { reply })
+            .await
     }
 
     /// Head cardinality over every shard, with the `top` largest entries of each list.

@@ -10,6 +10,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod params;
+pub mod pprof;
 pub mod render;
 pub mod routes;
 pub mod server;

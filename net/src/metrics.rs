@@ -151,6 +151,11 @@ pub struct CoreMetrics {
     pub(crate) inflight_requests: AtomicU64,
     /// Request body bytes held on this core (bounded by its budget).
     pub(crate) inflight_bytes: AtomicU64,
+    /// Of `inflight_requests`, the writes (for `/debug/pprof/goroutine`).
+    pub(crate) inflight_writes: AtomicU64,
+    /// Connections open on this core (their sum is the process-wide count, give or
+    /// take a connection being opened or closed).
+    pub(crate) connections: AtomicU64,
     samples_ingested: AtomicU64,
     /// Every write request answered on this core, whatever its status.
     insert_duration: Histogram,

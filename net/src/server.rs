@@ -55,6 +55,8 @@ pub struct Ctx {
     pub inflight_body_bytes_max: u64,
     /// Series the heads may hold (`limits.max_series`); 0 means no bound.
     pub series_max: u64,
+    /// The profilers of `/debug/pprof/*`; the same for every core.
+    pub pprof: Arc<crate::pprof::Profilers>,
 }
 
 /// Facts about this server process for `/api/v1/status/*`, fixed at start.
@@ -121,6 +123,9 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
                 continue;
             }
         };
+        ctx.core_metrics()
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         monoio::spawn(async move {
             let svc_ctx = ctx.clone();
@@ -140,6 +145,9 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
             ctx.metrics.close_connection();
+            ctx.core_metrics()
+                .connections
+                .fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -260,11 +268,19 @@ async fn handle(
             refused(&ctx, &method, &path, peer, &e)
         }
         Some(slot) => {
+            let writes = &ctx.core_metrics().inflight_writes;
+            let ingest = routes::is_ingest(&path);
+            if ingest {
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
             let resp = match routes::route(&ctx, req).await {
                 Ok(r) => r,
                 Err(e) => refused(&ctx, &method, &path, peer, &e),
             };
             drop(slot);
+            if ingest {
+                writes.fetch_sub(1, Ordering::Relaxed);
+            }
             resp
         }
     };

@@ -21,6 +21,9 @@ impl<S: Storage> Shard<S> {
             }
             return;
         }
+        let started = self.trace_now();
+        let requests = group.len() as u64;
+        let fsyncs_before = self.wal_fsyncs();
         let mut wal_buf = Vec::new();
         // Series whose record goes into this write: new ones, and replayed ones not yet
         // logged by this process.
@@ -62,6 +65,7 @@ impl<S: Storage> Shard<S> {
             outcomes.push(outcome);
             replies.push(reply);
         }
+        let mut wal_bytes = 0;
         if let Some(wal) = self.wal.as_mut() {
             // Series whose record was lost with a failed write go first, so no sample
             // written after a resume refers to a series the WAL does not name.
@@ -81,6 +85,7 @@ impl<S: Storage> Shard<S> {
             for part in samples.chunks(SAMPLES_PER_RECORD_MAX) {
                 record::encode_samples(&mut wal_buf, part);
             }
+            wal_bytes = wal_buf.len() as u64;
             if let Err(e) = wal.append(wal_buf).await {
                 self.writes.unlogged_series = refs;
                 self.wal_failed(&e);
@@ -100,6 +105,17 @@ impl<S: Storage> Shard<S> {
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(Ok(outcome));
         }
+        let fsyncs = self.wal_fsyncs() - fsyncs_before;
+        self.trace_done(
+            "write group",
+            started,
+            [
+                ("requests", requests),
+                ("samples", n),
+                ("wal_bytes", wal_bytes),
+                ("fsyncs", fsyncs),
+            ],
+        );
         if self.head_needs_flush()
             && let Err(e) = self.flush().await
         {
@@ -109,5 +125,10 @@ impl<S: Storage> Shard<S> {
                 self.wal_failed(&e);
             }
         }
+    }
+
+    /// WAL fdatasyncs so far, to tell whether a write group synced.
+    fn wal_fsyncs(&self) -> u64 {
+        self.wal.as_ref().map_or(0, |w| w.fsync_stats().count)
     }
 }

@@ -46,6 +46,23 @@ impl<S: Storage> Shard<S> {
         if self.head.is_empty() {
             return Ok(());
         }
+        let started = self.trace_now();
+        let (series, samples) = (self.head.num_series() as u64, self.head.num_samples());
+        let result = self.flush_head().await;
+        self.trace_done(
+            "flush",
+            started,
+            [
+                ("series", series),
+                ("samples", samples),
+                ("ok", u64::from(result.is_ok())),
+                ("", 0),
+            ],
+        );
+        result
+    }
+
+    async fn flush_head(&mut self) -> Result<()> {
         let cut = match self.wal.as_mut() {
             Some(w) => match w.cut().await {
                 Ok(seq) => Some(seq),

@@ -31,9 +31,10 @@ use crate::block::Block;
 use crate::error::ReadOnlyCause;
 use crate::head::Head;
 use crate::limits::{DISK_FULL_PROBE_INTERVAL, GROUP_COMMIT_REQUESTS_MAX};
-use crate::mesh::{AppendOutcome, Reply, ShardRequest, ShardStatus};
+use crate::mesh::{AppendOutcome, Reply, ShardDump, ShardRequest, ShardStatus};
 use crate::model::SeriesSamples;
 use crate::storage::{Clock, DiskStorage, Storage};
+use crate::trace::{NO_ARGS, TraceArgs};
 use crate::wal::SyncMode;
 use crate::wal::writer::WalWriter;
 
@@ -98,6 +99,10 @@ pub struct Shard<S: Storage = DiskStorage> {
     /// Tasks this shard runs on its core: its event loop and its tickers (0 until
     /// [`Shard::run`] starts them).
     pub(crate) tasks: u64,
+    /// What each of those tasks is, for `/debug/pprof/goroutine`.
+    pub(crate) task_names: Vec<String>,
+    /// What the shard did during an open `/debug/pprof/trace` window.
+    pub(crate) trace: crate::trace::Recorder,
     /// How long the WAL replay of [`Shard::open_in`] took.
     pub(crate) replay_duration: Duration,
     /// Compacted parents waiting out their grace period before deletion.
@@ -164,19 +169,29 @@ impl<S: Storage> Shard<S> {
     pub async fn run(mut self, inbox: flume::Receiver<ShardRequest>) {
         let (tick_tx, tick_rx) = flume::bounded::<Tick>(4);
         // The loop itself, then one per ticker.
-        self.tasks = 1;
+        self.task_names =
+            vec!["shard event loop (appends, reads, flushes and compactions run in it)".into()];
         if self.cfg.wal_enabled && self.cfg.wal_sync == SyncMode::Interval {
             spawn_ticker(tick_tx.clone(), self.cfg.wal_sync_interval, || Tick::Sync);
-            self.tasks += 1;
+            self.task_names.push(format!(
+                "ticker: WAL sync every {:?}",
+                self.cfg.wal_sync_interval
+            ));
         }
         if self.cfg.compaction_enabled {
             spawn_ticker(tick_tx.clone(), self.cfg.compaction_interval, || {
                 Tick::Compact
             });
-            self.tasks += 1;
+            self.task_names.push(format!(
+                "ticker: compaction every {:?}",
+                self.cfg.compaction_interval
+            ));
         }
         spawn_ticker(tick_tx.clone(), DISK_FULL_PROBE_INTERVAL, || Tick::Probe);
-        self.tasks += 1;
+        self.task_names.push(format!(
+            "ticker: free-space probe every {DISK_FULL_PROBE_INTERVAL:?}"
+        ));
+        self.tasks = self.task_names.len() as u64;
         drop(tick_tx);
         self.publish_head_series();
         loop {
@@ -195,7 +210,11 @@ impl<S: Storage> Shard<S> {
                 },
             };
             match item {
-                Item::Tick(Tick::Sync) => self.sync_wal().await,
+                Item::Tick(Tick::Sync) => {
+                    let started = self.trace_now();
+                    self.sync_wal().await;
+                    self.trace_done("WAL sync tick", started, NO_ARGS);
+                }
                 Item::Tick(Tick::Compact) => self.compact_tick(),
                 Item::Tick(Tick::Probe) => self.probe_disk_space().await,
                 Item::Request(ShardRequest::Append {
@@ -223,13 +242,13 @@ impl<S: Storage> Shard<S> {
                     self.append_group(group).await;
                     self.publish_head_series();
                     for other in others {
-                        if self.handle(other).await {
+                        if self.handle(other, &inbox).await {
                             return;
                         }
                     }
                 }
                 Item::Request(req) => {
-                    if self.handle(req).await {
+                    if self.handle(req, &inbox).await {
                         return;
                     }
                     self.publish_head_series();
@@ -240,7 +259,20 @@ impl<S: Storage> Shard<S> {
     }
 
     /// Handles one non-append request; returns true when the loop must stop.
-    async fn handle(&mut self, req: ShardRequest) -> bool {
+    async fn handle(&mut self, req: ShardRequest, inbox: &flume::Receiver<ShardRequest>) -> bool {
+        let traced = trace_name(&req).map(|name| (name, self.trace_now()));
+        let stop = self.handle_untraced(req, inbox).await;
+        if let Some((name, started)) = traced {
+            self.trace_done(name, started, NO_ARGS);
+        }
+        stop
+    }
+
+    async fn handle_untraced(
+        &mut self,
+        req: ShardRequest,
+        inbox: &flume::Receiver<ShardRequest>,
+    ) -> bool {
         match req {
             ShardRequest::Append {
                 batch,
@@ -312,6 +344,17 @@ impl<S: Storage> Shard<S> {
             ShardRequest::SetWritable { reply } => {
                 let _ = reply.send(self.set_writable().await);
             }
+            ShardRequest::Dump { reply } => {
+                let _ = reply.send(Ok(self.dump(inbox)));
+            }
+            ShardRequest::TraceStart { window, reply } => {
+                let now = self.clock.monotonic();
+                self.trace.start(now, window);
+                let _ = reply.send(Ok(()));
+            }
+            ShardRequest::TraceStop { reply } => {
+                let _ = reply.send(Ok(self.trace.stop(self.cfg.shard)));
+            }
             ShardRequest::Shutdown { reply } => {
                 self.close().await;
                 let _ = reply.send(Ok(()));
@@ -319,6 +362,39 @@ impl<S: Storage> Shard<S> {
             }
         }
         false
+    }
+
+    /// The shard's state, tasks and queue, for `/debug/pprof/goroutine`.
+    fn dump(&self, inbox: &flume::Receiver<ShardRequest>) -> ShardDump {
+        let thread = std::thread::current();
+        ShardDump {
+            status: self.status(),
+            thread: thread.name().unwrap_or("unnamed").to_string(),
+            cpu: nix::sched::sched_getcpu().ok(),
+            tasks: self.task_names.clone(),
+            inbox_depth: inbox.len(),
+            inbox_capacity: inbox.capacity().unwrap_or(0),
+            wal_segment: self.wal.as_ref().map(|w| w.segment_seq()),
+        }
+    }
+
+    /// The time now when a trace window is open (the only time tracing reads the
+    /// clock), for [`Shard::trace_done`].
+    pub(crate) fn trace_now(&self) -> Option<Duration> {
+        self.trace.is_active().then(|| self.clock.monotonic())
+    }
+
+    /// Records an event that began at `started` (from [`Shard::trace_now`]).
+    pub(crate) fn trace_done(
+        &mut self,
+        name: &'static str,
+        started: Option<Duration>,
+        args: TraceArgs,
+    ) {
+        if let Some(started) = started {
+            let now = self.clock.monotonic();
+            self.trace.record(name, started, now, args);
+        }
     }
 
     pub(crate) async fn sync_wal(&mut self) {
@@ -351,6 +427,28 @@ fn spawn_ticker(tx: flume::Sender<Tick>, every: Duration, make: impl Fn() -> Tic
             }
         }
     });
+}
+
+/// The trace event name of a request the loop handles; `None` for appends (traced as
+/// write groups) and the trace's own requests.
+fn trace_name(req: &ShardRequest) -> Option<&'static str> {
+    Some(match req {
+        ShardRequest::Append { .. }
+        | ShardRequest::TraceStart { .. }
+        | ShardRequest::TraceStop { .. } => return None,
+        ShardRequest::Select { .. } => "mesh: select",
+        ShardRequest::Series { .. } => "mesh: series",
+        ShardRequest::LabelNames { .. } => "mesh: label names",
+        ShardRequest::LabelValues { .. } => "mesh: label values",
+        ShardRequest::Flush { .. } => "mesh: flush",
+        ShardRequest::Compact { .. } => "mesh: compact",
+        ShardRequest::Status { .. } => "mesh: status",
+        ShardRequest::HeadStats { .. } => "mesh: head stats",
+        ShardRequest::SetReadOnly { .. } => "mesh: set read-only",
+        ShardRequest::SetWritable { .. } => "mesh: set writable",
+        ShardRequest::Dump { .. } => "mesh: dump",
+        ShardRequest::Shutdown { .. } => "mesh: shutdown",
+    })
 }
 
 /// An append request as the loop sees it.

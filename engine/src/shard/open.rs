@@ -346,6 +346,8 @@ impl<S: Storage> Shard<S> {
             flushes: 0,
             compactions: 0,
             tasks: 0,
+            task_names: Vec::new(),
+            trace: Default::default(),
             replay_duration,
             retired: Default::default(),
         })

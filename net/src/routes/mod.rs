@@ -8,6 +8,7 @@ mod import;
 mod influx;
 mod meta;
 mod metrics;
+mod pprof;
 mod query;
 mod read;
 mod status;
@@ -39,6 +40,10 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
             Method::GET => metrics::metrics(ctx, &req).await,
             _ => Err(method_not_allowed(&method, &path)),
         },
+        // Before the readiness check: a slow start can be profiled.
+        "/debug/pprof" | "/debug/pprof/" if method == Method::GET => pprof::index(ctx),
+        "/debug/pprof/profile" if method == Method::GET => pprof::profile(ctx, &req).await,
+        "/debug/pprof/heap" if method == Method::GET => pprof::heap(ctx).await,
         _ if !ctx.ready() => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -68,6 +73,8 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/api/v1/admin/compact" if method == Method::POST => admin::compact(ctx).await,
         "/api/v1/admin/readonly" if method == Method::POST => admin::readonly(ctx).await,
         "/api/v1/admin/writable" if method == Method::POST => admin::writable(ctx).await,
+        "/debug/pprof/goroutine" if method == Method::GET => pprof::goroutine(ctx).await,
+        "/debug/pprof/trace" if method == Method::GET => pprof::trace(ctx, &req).await,
         "/api/v1/write"
         | "/write"
         | "/api/v2/write"
@@ -90,7 +97,13 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         | "/api/v1/admin/flush"
         | "/api/v1/admin/compact"
         | "/api/v1/admin/readonly"
-        | "/api/v1/admin/writable" => Err(method_not_allowed(&method, &path)),
+        | "/api/v1/admin/writable"
+        | "/debug/pprof"
+        | "/debug/pprof/"
+        | "/debug/pprof/profile"
+        | "/debug/pprof/heap"
+        | "/debug/pprof/goroutine"
+        | "/debug/pprof/trace" => Err(method_not_allowed(&method, &path)),
         p if is_label_values(p) => Err(method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
