@@ -6,6 +6,7 @@ mod inspect;
 mod logging;
 mod process;
 mod run;
+mod security;
 
 use std::io::Write;
 use std::process::ExitCode;
