@@ -197,6 +197,42 @@ fn tls_serves_https_refuses_plain_http_and_reloads_on_sighup() {
 }
 
 #[test]
+fn tls_handshake_is_bounded_by_the_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed("tsdb");
+    write_files(dir.path(), &cert, &key);
+    let cert_flag = format!("--tls-cert={}", dir.path().join("cert.pem").display());
+    let key_flag = format!("--tls-key={}", dir.path().join("key.pem").display());
+    let cmd = common::command(
+        &dir.path().join("data"),
+        &[&cert_flag, &key_flag, "--read-timeout=1s"],
+    );
+    let s = Server::start_with(cmd, &dir.path().join("data"), trusting(&cert), "https");
+
+    // A client that connects and never says hello is dropped after the read timeout.
+    let mut silent = std::net::TcpStream::connect(&s.addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = silent.read(&mut buf).unwrap_or(0);
+    let took = started.elapsed();
+    assert_eq!(n, 0, "the server sent something to a silent client");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+    let m = scrape(&trusting(&cert), &s, None);
+    assert_eq!(m.value("tsdb_tls_handshake_errors_total", &[]), 1.0);
+    // (Idle keep-alive connections of the agents may be counted there too.)
+    assert!(m.limit_hits("header_read_timeout") >= 1.0);
+
+    let (status, out) = s.terminate();
+    assert!(status.success(), "{out}");
+}
+
+#[test]
 fn tls_start_refuses_missing_bad_or_half_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
