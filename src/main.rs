@@ -11,6 +11,7 @@ mod logging;
 mod process;
 mod profile;
 mod run;
+mod security;
 mod transfer;
 
 use std::io::Write;

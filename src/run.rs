@@ -18,10 +18,12 @@ use tsdb_engine::shard::{Shard, ShardConfig, Shared, migrate_wal, prepare_data_d
 use tsdb_engine::storage::{DiskStorage, Storage};
 use tsdb_engine::wal::SyncMode;
 use tsdb_net::metrics::Metrics;
+use tsdb_net::security::CoreSecurity;
 use tsdb_net::server::{Ctx, ServerInfo, serve};
 use tsdb_net::wire::IngestLimits;
 
 use crate::config::{Config, IoDriver, WalSync, format_duration};
+use crate::security::Guards;
 
 /// How long shutdown waits for shards to sync their WAL before giving up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,6 +76,9 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
         migrate_wal(&cfg.data_dir, &cfg.wal_dir, shards).map_err(|e| e.to_string())?;
     }
     raise_open_files_limit(cfg.max_connections);
+    // Before anything runs: a certificate or auth file that cannot be used refuses
+    // the start, naming the file.
+    let guards = Guards::load(&cfg)?;
 
     // Signals are blocked before any thread starts so every thread inherits the mask
     // and only the signal thread below ever receives them.
@@ -158,6 +163,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
             inflight_body_bytes_max: cfg.max_inflight_body_bytes,
             series_max: cfg.max_series as u64,
             pprof: pprof.clone(),
+            security: CoreSecurity::new(guards.security.clone()),
         };
         let shared = shared.clone();
         let ready = ready.clone();
@@ -177,9 +183,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
 
     let code = loop {
         match events_rx.recv() {
-            Ok(Event::Signal(Signal::SIGHUP)) => {
-                tracing::info!("SIGHUP received: nothing to reload");
-            }
+            Ok(Event::Signal(Signal::SIGHUP)) => guards.reload(),
             Ok(Event::Signal(sig)) => {
                 tracing::info!(signal = %sig, "shutting down: syncing WAL");
                 break shutdown(&mesh, threads);

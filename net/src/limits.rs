@@ -45,10 +45,12 @@ pub enum Limit {
     QueryRangePoints,
     /// `query.max_samples` applied to a remote read (400).
     RemoteReadSamples,
+    /// `limits.rate_limit`: a client's requests per second beyond its burst (429).
+    ClientRate,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 16] = [
+    pub const ALL: [Limit; 17] = [
         Limit::BodySize,
         Limit::DecodedBodySize,
         Limit::SeriesPerRequest,
@@ -65,6 +67,7 @@ impl Limit {
         Limit::QueryTimeout,
         Limit::QueryRangePoints,
         Limit::RemoteReadSamples,
+        Limit::ClientRate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Limit {
             Limit::QueryTimeout => "query_timeout",
             Limit::QueryRangePoints => "query_range_points",
             Limit::RemoteReadSamples => "remote_read_samples",
+            Limit::ClientRate => "client_rate",
         }
     }
 

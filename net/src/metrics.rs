@@ -16,6 +16,7 @@ use tsdb_engine::ReadOnlyCause;
 use tsdb_engine::mesh::ShardStatus;
 use tsdb_engine::wal::writer::FSYNC_BUCKETS;
 
+use crate::auth::AuthFailure;
 use crate::limits::Limit;
 
 /// Why a write was refused, for `tsdb_insert_errors_total{reason=…}`.
@@ -163,6 +164,8 @@ pub struct CoreMetrics {
     query_errors: [AtomicU64; QueryRoute::ALL.len()],
     /// Every query request answered on this core, whatever its status.
     query_duration: Histogram,
+    auth_failures: [AtomicU64; AuthFailure::ALL.len()],
+    tls_handshake_errors: AtomicU64,
 }
 
 impl CoreMetrics {
@@ -197,6 +200,18 @@ impl CoreMetrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.query_duration.observe(took);
+    }
+
+    /// A request refused by authentication or authorization.
+    pub fn auth_failure(&self, reason: AuthFailure) {
+        if let Some(c) = self.auth_failures.get(reason as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A TLS handshake that failed or timed out.
+    pub fn tls_handshake_error(&self) {
+        self.tls_handshake_errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -377,6 +392,33 @@ impl Metrics {
             "tsdb_http_inflight_body_bytes",
             &[],
             self.sum(|c| &c.inflight_bytes),
+        );
+        family(
+            &mut out,
+            "tsdb_auth_failures_total",
+            "counter",
+            "Requests refused by --auth-file: missing or invalid credentials (401), or a role that may not use the route (403).",
+        );
+        for r in AuthFailure::ALL {
+            let n = self.sum(|c| &c.auth_failures[r as usize]);
+            sample(
+                &mut out,
+                "tsdb_auth_failures_total",
+                &[("reason", r.as_str())],
+                n,
+            );
+        }
+        family(
+            &mut out,
+            "tsdb_tls_handshake_errors_total",
+            "counter",
+            "TLS handshakes that failed or did not finish within server.read_timeout.",
+        );
+        sample(
+            &mut out,
+            "tsdb_tls_handshake_errors_total",
+            &[],
+            self.sum(|c| &c.tls_handshake_errors),
         );
         render_shards(&mut out, shards);
         family(

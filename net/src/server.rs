@@ -5,6 +5,12 @@
 //! head slower than `server.read_timeout` closes its connection; requests beyond
 //! [`INFLIGHT_REQUESTS_PER_CORE_MAX`] are answered 503. Each is counted in
 //! `tsdb_limit_hits_total`, as is every limit a handler reports in its error.
+//!
+//! With `--tls-cert`, each connection first completes a TLS handshake (bounded by
+//! `server.read_timeout`) with the configuration current when it was accepted. Every
+//! request then passes [`admit`] before it is routed: authentication and the role the
+//! route needs (`--auth-file`), then the per-client rate limit. Admin actions and
+//! refused credentials are logged here, centrally, as audit lines (`audit = true`).
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,14 +24,17 @@ use monoio_compat::hyper::{MonoioIo, MonoioTimer};
 use tsdb_engine::mesh::Mesh;
 use tsdb_engine::promql::QueryOptions;
 
+use crate::auth::{self, AuthFailure, Identity};
 use crate::http::{ApiError, Body, error_response};
 use crate::limits::{
     Charge, INFLIGHT_REQUESTS_PER_CORE_MAX, Limit, REFUSED_CONNECTION_LINGER,
     SHED_RETRY_AFTER_SECONDS,
 };
 use crate::metrics::{CoreMetrics, Metrics, QueryRoute};
+use crate::ratelimit::Throttled;
 use crate::render;
 use crate::routes;
+use crate::security::CoreSecurity;
 use crate::wire::IngestLimits;
 
 /// What every request handler on a core can reach.
@@ -57,6 +66,8 @@ pub struct Ctx {
     pub series_max: u64,
     /// The profilers of `/debug/pprof/*`; the same for every core.
     pub pprof: Arc<crate::pprof::Profilers>,
+    /// TLS, credentials and the client rate limit: this core's view of them.
+    pub security: CoreSecurity,
 }
 
 /// Facts about this server process for `/api/v1/status/*`, fixed at start.
@@ -109,14 +120,21 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
                 continue;
             }
         };
+        // The configuration current now serves this connection to its end; a reload
+        // (SIGHUP) is seen by the connections accepted after it.
+        let tls = ctx.security.tls();
         if !ctx.metrics.open_connection(ctx.max_connections) {
             ctx.core_metrics().limit_hit(Limit::Connections);
-            monoio::spawn(refuse_connection(stream, ctx.clone()));
+            // Over TLS a plain-text answer would be noise to the client, and a
+            // handshake is the very work the limit sheds: the connection is closed.
+            if tls.is_none() {
+                monoio::spawn(refuse_connection(stream, ctx.clone()));
+            }
             continue;
         }
         let _ = stream.set_nodelay(true);
         let io = match stream.into_poll_io() {
-            Ok(s) => MonoioIo::new(s),
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(core = ctx.core, error = %e, "connection setup failed");
                 ctx.metrics.close_connection();
@@ -128,27 +146,54 @@ pub async fn serve(listener: monoio::net::TcpListener, ctx: Rc<Ctx>) {
             .fetch_add(1, Ordering::Relaxed);
         let ctx = ctx.clone();
         monoio::spawn(async move {
-            let svc_ctx = ctx.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let ctx = svc_ctx.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(ctx, req, peer).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(MonoioTimer)
-                .header_read_timeout(ctx.read_timeout)
-                .keep_alive(true)
-                .serve_connection(io, service);
-            if let Err(e) = conn.await {
-                if e.is_timeout() {
-                    ctx.core_metrics().limit_hit(Limit::HeaderReadTimeout);
+            match tls {
+                None => serve_connection(&ctx, MonoioIo::new(io), peer).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    // Bounded like a request head: a client that opens connections
+                    // and never finishes the handshake must not hold them (slowloris).
+                    match monoio::time::timeout(ctx.read_timeout, acceptor.accept(io)).await {
+                        Ok(Ok(stream)) => serve_connection(&ctx, MonoioIo::new(stream), peer).await,
+                        Ok(Err(e)) => {
+                            ctx.core_metrics().tls_handshake_error();
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            ctx.core_metrics().tls_handshake_error();
+                            ctx.core_metrics().limit_hit(Limit::HeaderReadTimeout);
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        }
+                    }
                 }
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
             ctx.metrics.close_connection();
             ctx.core_metrics()
                 .connections
                 .fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection, plain or TLS, until it closes.
+async fn serve_connection<I>(ctx: &Rc<Ctx>, io: I, peer: std::net::SocketAddr)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+{
+    let svc_ctx = ctx.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let ctx = svc_ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(ctx, req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(MonoioTimer)
+        .header_read_timeout(ctx.read_timeout)
+        .keep_alive(true)
+        .serve_connection(io, service);
+    if let Err(e) = conn.await {
+        if e.is_timeout() {
+            ctx.core_metrics().limit_hit(Limit::HeaderReadTimeout);
+        }
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }
 
@@ -244,44 +289,69 @@ impl Drop for InflightRequest<'_> {
 
 async fn handle(
     ctx: Rc<Ctx>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     peer: std::net::SocketAddr,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    // `None`: shed; `Some(None)`: a probe or scrape, which takes no slot.
-    let slot = if is_probe(&ctx, &path) {
-        Some(None)
+    let admin = auth::is_admin_path(&path);
+    let query = if admin {
+        req.uri().query().map(str::to_owned)
     } else {
-        InflightRequest::begin(ctx.core_metrics()).map(Some)
+        None
     };
-    // A shed request is answered (and timed, and counted) like any other.
-    let resp = match slot {
-        None => {
-            let e = ApiError::shed(
-                Limit::InflightRequests,
-                format!(
-                    "too many requests in flight on this core (the limit is {INFLIGHT_REQUESTS_PER_CORE_MAX}); retry later"
-                ),
-            );
-            refused(&ctx, &method, &path, peer, &e)
+    let admitted = admit(&ctx, &req, &path, peer);
+    let who = match &admitted {
+        Ok(Some(id)) | Err(Refusal::Throttled(Some(id), _) | Refusal::Auth(_, Some(id))) => {
+            Some(id.name.clone())
         }
-        Some(slot) => {
-            let writes = &ctx.core_metrics().inflight_writes;
-            let ingest = routes::is_ingest(&path);
-            if ingest {
-                writes.fetch_add(1, Ordering::Relaxed);
+        _ => None,
+    };
+    let auth_failure = match &admitted {
+        Err(Refusal::Auth(reason, _)) => Some(*reason),
+        _ => None,
+    };
+    let resp = match admitted {
+        Err(refusal) => refusal_response(&ctx, &method, &path, peer, refusal),
+        Ok(identity) => {
+            if let Some(identity) = identity {
+                req.extensions_mut().insert(identity);
             }
-            let resp = match routes::route(&ctx, req).await {
-                Ok(r) => r,
-                Err(e) => refused(&ctx, &method, &path, peer, &e),
+            // `None`: shed; `Some(None)`: a probe or scrape, which takes no slot.
+            let slot = if is_probe(&ctx, &path) {
+                Some(None)
+            } else {
+                InflightRequest::begin(ctx.core_metrics()).map(Some)
             };
-            drop(slot);
-            if ingest {
-                writes.fetch_sub(1, Ordering::Relaxed);
+            // A shed request is answered (and timed, and counted) like any other.
+            match slot {
+                None => {
+                    let e = ApiError::shed(
+                        Limit::InflightRequests,
+                        format!(
+                            "too many requests in flight on this core (the limit is {INFLIGHT_REQUESTS_PER_CORE_MAX}); retry later"
+                        ),
+                    );
+                    refused(&ctx, &method, &path, peer, &e)
+                }
+                Some(slot) => {
+                    let writes = &ctx.core_metrics().inflight_writes;
+                    let ingest = routes::is_ingest(&path);
+                    if ingest {
+                        writes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let resp = match routes::route(&ctx, req).await {
+                        Ok(r) => r,
+                        Err(e) => refused(&ctx, &method, &path, peer, &e),
+                    };
+                    drop(slot);
+                    if ingest {
+                        writes.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    resp
+                }
             }
-            resp
         }
     };
     let took = started.elapsed();
@@ -291,6 +361,20 @@ async fn handle(
         let failed = resp.status().is_client_error() || resp.status().is_server_error();
         ctx.core_metrics().query_done(route, took, failed);
     }
+    if admin || auth_failure.is_some() {
+        // The audit trail: who did (or tried) what, from where, and how it ended.
+        tracing::info!(
+            audit = true,
+            user = who.as_deref().unwrap_or("anonymous"),
+            method = %method,
+            path = %path,
+            query = query.as_deref().unwrap_or(""),
+            peer = %peer,
+            status = resp.status().as_u16(),
+            auth_failure = auth_failure.map_or("", AuthFailure::as_str),
+            "audit"
+        );
+    }
     tracing::debug!(
         method = %method,
         path = %path,
@@ -299,6 +383,109 @@ async fn handle(
         "request"
     );
     resp
+}
+
+/// Why [`admit`] refused a request.
+enum Refusal {
+    /// No, bad or insufficient credentials (401 or 403); the identity, for a 403.
+    Auth(AuthFailure, Option<Identity>),
+    /// Over the client rate limit (429); the identity, when auth is on.
+    Throttled(Option<Identity>, Throttled),
+}
+
+/// The gate in front of every route but the probes: who the request comes from and
+/// whether their role may use the route (`--auth-file`), then the client's rate limit
+/// (`--rate-limit`), keyed by the identity, or by the peer IP without auth. `Ok(None)`:
+/// auth is off or the route is a probe.
+fn admit(
+    ctx: &Ctx,
+    req: &Request<Incoming>,
+    path: &str,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Identity>, Refusal> {
+    let Some(needed) = auth::required_role(path, routes::is_ingest(path)) else {
+        return Ok(None);
+    };
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let identity = match ctx.security.with_auth(|a| a.authenticate(header)) {
+        None => None,
+        Some(Err(reason)) => return Err(Refusal::Auth(reason, None)),
+        Some(Ok(id)) if !id.role.allows(needed) => {
+            return Err(Refusal::Auth(AuthFailure::Forbidden, Some(id)));
+        }
+        Some(Ok(id)) => Some(id),
+    };
+    if let Some(limiter) = &ctx.security.shared.rate_limit {
+        let checked = match &identity {
+            Some(id) => limiter.check(&(id.scheme, id.name.as_str())),
+            None => limiter.check(&peer.ip()),
+        };
+        if let Err(throttled) = checked {
+            return Err(Refusal::Throttled(identity, throttled));
+        }
+    }
+    Ok(identity)
+}
+
+/// The answer to a refused request: 401 with `WWW-Authenticate`, 403, or 429 with
+/// `Retry-After`, each counted.
+fn refusal_response(
+    ctx: &Ctx,
+    method: &hyper::Method,
+    path: &str,
+    peer: std::net::SocketAddr,
+    refusal: Refusal,
+) -> Response<Body> {
+    use hyper::StatusCode;
+    use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+    match refusal {
+        Refusal::Auth(reason, _) => {
+            ctx.core_metrics().auth_failure(reason);
+            if reason == AuthFailure::Forbidden {
+                return error_response(&ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("the credentials' role may not use {path}"),
+                ));
+            }
+            let message = match reason {
+                AuthFailure::Missing => {
+                    "authentication required: send Authorization: Bearer <token> or Basic credentials"
+                }
+                _ => "invalid credentials",
+            };
+            let mut resp = error_response(&ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                message,
+            ));
+            for challenge in ["Bearer realm=\"tsdb\"", "Basic realm=\"tsdb\""] {
+                resp.headers_mut()
+                    .append(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            resp
+        }
+        Refusal::Throttled(_, throttled) => {
+            let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            let e = ApiError {
+                limit: Some(Limit::ClientRate.as_str()),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "unavailable",
+                    format!(
+                        "too many requests from this client (limits.rate_limit); retry in {seconds}s"
+                    ),
+                )
+            };
+            let mut resp = refused(ctx, method, path, peer, &e);
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            resp
+        }
+    }
 }
 
 /// Counts, logs and renders a refused request. Server errors are logged as errors,

@@ -88,6 +88,15 @@ pub(super) struct StartArgs {
     /// I/O driver: auto (io_uring, else epoll), io-uring (or refuse to start), epoll [default: auto] [env: TSDB_IO_DRIVER] [yaml: server.io_driver]
     #[arg(long, value_name = "DRIVER", help_heading = "Server")]
     pub io_driver: Option<String>,
+    /// PEM certificate chain to serve HTTPS with; needs --tls-key; re-read on SIGHUP [default: none, plain HTTP] [env: TSDB_TLS_CERT] [yaml: server.tls_cert]
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub tls_cert: Option<String>,
+    /// PEM private key (PKCS#8, RSA or EC) of --tls-cert; re-read on SIGHUP [default: none] [env: TSDB_TLS_KEY] [yaml: server.tls_key]
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub tls_key: Option<String>,
+    /// YAML file of tokens and users with their roles; without it every route is open; re-read on SIGHUP [default: none] [env: TSDB_AUTH_FILE] [yaml: auth.file]
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub auth_file: Option<String>,
 
     /// Data directory [default: ./data] [env: TSDB_DATA_DIR] [yaml: storage.data_dir]
     #[arg(long, value_name = "PATH", help_heading = "Storage")]
@@ -164,6 +173,12 @@ pub(super) struct StartArgs {
     /// Request body bytes, raw and decompressed, one core holds at once; beyond it requests get 503 [default: 256MB] [env: TSDB_MAX_INFLIGHT_BODY_SIZE] [yaml: limits.max_inflight_body_size]
     #[arg(long, value_name = "SIZE", help_heading = "Limits")]
     pub max_inflight_body_size: Option<String>,
+    /// Requests per second one client may send (its identity with --auth-file, else its IP); beyond it 429, 0 for no limit [default: 0] [env: TSDB_RATE_LIMIT] [yaml: limits.rate_limit]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub rate_limit: Option<String>,
+    /// Requests one client may send at once before --rate-limit applies, 0 for the same as --rate-limit [default: 0] [env: TSDB_RATE_LIMIT_BURST] [yaml: limits.rate_limit_burst]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
+    pub rate_limit_burst: Option<String>,
 
     /// Query time limit [default: 2m] [env: TSDB_QUERY_TIMEOUT] [yaml: query.timeout]
     #[arg(long, value_name = "DURATION", help_heading = "Query")]

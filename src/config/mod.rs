@@ -87,6 +87,15 @@ pub struct Config {
     pub query_max_samples: usize,
     /// Prometheus' `--query.lookback-delta`.
     pub query_lookback_delta: Duration,
+    /// PEM certificate chain and key to serve HTTPS with; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The YAML file of tokens and users; `None`: every route is open.
+    pub auth_file: Option<PathBuf>,
+    /// Requests per second per client; 0 means no limit.
+    pub rate_limit: u64,
+    /// Requests a client may send at once; 0 means the same as `rate_limit`.
+    pub rate_limit_burst: u64,
     /// The YAML file the configuration was read from, if any.
     pub config_file: Option<PathBuf>,
 }
@@ -489,9 +498,26 @@ const QUERY_LOOKBACK_DELTA: Opt = opt!(
     query.lookback_delta,
     Some("5m")
 );
+const TLS_CERT: Opt = opt!("tls-cert", tls_cert, "TSDB_TLS_CERT", server.tls_cert, None);
+const TLS_KEY: Opt = opt!("tls-key", tls_key, "TSDB_TLS_KEY", server.tls_key, None);
+const AUTH_FILE: Opt = opt!("auth-file", auth_file, "TSDB_AUTH_FILE", auth.file, None);
+const RATE_LIMIT: Opt = opt!(
+    "rate-limit",
+    rate_limit,
+    "TSDB_RATE_LIMIT",
+    limits.rate_limit,
+    Some("0")
+);
+const RATE_LIMIT_BURST: Opt = opt!(
+    "rate-limit-burst",
+    rate_limit_burst,
+    "TSDB_RATE_LIMIT_BURST",
+    limits.rate_limit_burst,
+    Some("0")
+);
 
 /// Every option, so every known `TSDB_*` variable.
-pub(crate) const OPTIONS: [&Opt; 33] = [
+pub(crate) const OPTIONS: [&Opt; 38] = [
     &CONFIG,
     &LISTEN,
     &IO_DRIVER,
@@ -525,6 +551,11 @@ pub(crate) const OPTIONS: [&Opt; 33] = [
     &QUERY_TIMEOUT,
     &QUERY_MAX_SAMPLES,
     &QUERY_LOOKBACK_DELTA,
+    &TLS_CERT,
+    &TLS_KEY,
+    &AUTH_FILE,
+    &RATE_LIMIT,
+    &RATE_LIMIT_BURST,
 ];
 
 /// Shards beyond this would be idle threads on any machine we run on, and each costs a
@@ -753,6 +784,12 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
         query_lookback_delta: layers.value(&QUERY_LOOKBACK_DELTA, |r| {
             duration_min(r, NONZERO_DURATION_MIN)
         })?,
+        tls_cert: layers.get(&TLS_CERT, path)?,
+        tls_key: layers.get(&TLS_KEY, path)?,
+        auth_file: layers.get(&AUTH_FILE, path)?,
+        rate_limit: layers.value(&RATE_LIMIT, |r| count_range(r, 0, usize::MAX))? as u64,
+        rate_limit_burst: layers.value(&RATE_LIMIT_BURST, |r| count_range(r, 0, usize::MAX))?
+            as u64,
         config_file,
     })
 }
@@ -805,6 +842,11 @@ impl Config {
             "query-timeout" => format_duration(self.query_timeout),
             "query-max-samples" => self.query_max_samples.to_string(),
             "query-lookback-delta" => format_duration(self.query_lookback_delta),
+            "tls-cert" => self.tls_cert.as_deref().map(path).unwrap_or_default(),
+            "tls-key" => self.tls_key.as_deref().map(path).unwrap_or_default(),
+            "auth-file" => self.auth_file.as_deref().map(path).unwrap_or_default(),
+            "rate-limit" => self.rate_limit.to_string(),
+            "rate-limit-burst" => self.rate_limit_burst.to_string(),
             _ => return None,
         })
     }

@@ -69,6 +69,11 @@ fn defaults() {
     assert_eq!(c.max_connections, 10_000);
     assert_eq!(c.max_series, 0);
     assert_eq!(c.max_inflight_body_bytes, 256 << 20);
+    assert_eq!(c.tls_cert, None);
+    assert_eq!(c.tls_key, None);
+    assert_eq!(c.auth_file, None);
+    assert_eq!(c.rate_limit, 0);
+    assert_eq!(c.rate_limit_burst, 0);
     assert_eq!(c.config_file, None);
 }
 
@@ -123,6 +128,11 @@ const ALL_FLAGS: &[&str] = &[
     "--query-timeout=30s",
     "--query-max-samples=1000",
     "--query-lookback-delta=1m",
+    "--tls-cert=/c.pem",
+    "--tls-key=/k.pem",
+    "--auth-file=/a.yaml",
+    "--rate-limit=12",
+    "--rate-limit-burst=13",
 ];
 
 const ALL_YAML: &str = "
@@ -133,6 +143,8 @@ server:
   max_connections: 9
   shards: 3
   io_driver: epoll
+  tls_cert: /c.pem
+  tls_key: /k.pem
 storage:
   data_dir: /d
   retention: 2w
@@ -162,10 +174,14 @@ limits:
   max_label_value_length: 8
   max_series: 10
   max_inflight_body_size: 11MB
+  rate_limit: 12
+  rate_limit_burst: 13
 query:
   timeout: 30s
   max_samples: 1000
   lookback_delta: 1m
+auth:
+  file: /a.yaml
 ";
 
 fn all_set() -> Config {
@@ -203,6 +219,11 @@ fn all_set() -> Config {
         query_timeout: Duration::from_secs(30),
         query_max_samples: 1000,
         query_lookback_delta: Duration::from_secs(60),
+        tls_cert: Some(PathBuf::from("/c.pem")),
+        tls_key: Some(PathBuf::from("/k.pem")),
+        auth_file: Some(PathBuf::from("/a.yaml")),
+        rate_limit: 12,
+        rate_limit_burst: 13,
         config_file: None,
     }
 }
@@ -525,8 +546,8 @@ fn unknown_names_are_refused_and_named() {
     assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
     assert!(e.to_string().contains("--foo"), "{e}");
     assert!(
-        start(&["--tls-cert=/x"], &[]).is_err(),
-        "TLS flags come later"
+        start(&["--tls-certificate=/x"], &[]).is_err(),
+        "a misspelt TLS flag"
     );
 
     let err = start_err(&[], &[("TSDB_FOO", "1")]);

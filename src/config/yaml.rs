@@ -43,6 +43,7 @@ struct TopLevel {
     metrics: Option<Value>,
     limits: Option<Value>,
     query: Option<Value>,
+    auth: Option<Value>,
 }
 
 /// Every section of the file; an absent section is all `None`.
@@ -56,6 +57,7 @@ pub(super) struct Sections {
     pub metrics: MetricsSection,
     pub limits: LimitsSection,
     pub query: QuerySection,
+    pub auth: AuthSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,8 @@ pub(super) struct ServerSection {
     pub max_connections: Option<Value>,
     pub shards: Option<Value>,
     pub io_driver: Option<Value>,
+    pub tls_cert: Option<Value>,
+    pub tls_key: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +124,8 @@ pub(super) struct LimitsSection {
     pub max_label_value_length: Option<Value>,
     pub max_series: Option<Value>,
     pub max_inflight_body_size: Option<Value>,
+    pub rate_limit: Option<Value>,
+    pub rate_limit_burst: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +134,12 @@ pub(super) struct QuerySection {
     pub timeout: Option<Value>,
     pub max_samples: Option<Value>,
     pub lookback_delta: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct AuthSection {
+    pub file: Option<Value>,
 }
 
 /// Reads and decodes the file at `path`.
@@ -189,6 +201,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Sections, ConfigError> {
         metrics: section(path, "metrics", top.metrics)?,
         limits: section(path, "limits", top.limits)?,
         query: section(path, "query", top.query)?,
+        auth: section(path, "auth", top.auth)?,
     })
 }
 
@@ -274,8 +287,8 @@ mod tests {
                 "/etc/tsdb.yaml: unknown key foo; expected one of",
             ),
             (
-                "server:\n  listen: :1\n  tls_cert: x\n",
-                "unknown key server.tls_cert;",
+                "server:\n  listen: :1\n  tls_certificate: x\n",
+                "unknown key server.tls_certificate;",
             ),
             ("logging:\n  levle: info\n", "unknown key logging.levle;"),
             ("limits:\n  max_body: 1\n", "unknown key limits.max_body;"),

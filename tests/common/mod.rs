@@ -32,6 +32,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     lines: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
+    /// `http`, or `https` for a server started with TLS.
+    scheme: &'static str,
 }
 
 pub fn agent() -> ureq::Agent {
@@ -72,7 +74,18 @@ impl Server {
         Server::start_cmd(command(data_dir, args), data_dir)
     }
 
-    pub fn start_cmd(mut cmd: Command, data_dir: &Path) -> Server {
+    pub fn start_cmd(cmd: Command, data_dir: &Path) -> Server {
+        Server::start_with(cmd, data_dir, agent(), "http")
+    }
+
+    /// As [`Server::start_cmd`], talking `scheme` (`https` for TLS) through `agent`
+    /// (for TLS, one that trusts the server's certificate).
+    pub fn start_with(
+        mut cmd: Command,
+        data_dir: &Path,
+        agent: ureq::Agent,
+        scheme: &'static str,
+    ) -> Server {
         let mut child = cmd.spawn().expect("spawn tsdb");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
@@ -114,7 +127,8 @@ impl Server {
             addr,
             data_dir: data_dir.to_path_buf(),
             lines,
-            agent: agent(),
+            agent,
+            scheme,
         };
         server.wait_ready();
         server
@@ -139,7 +153,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
