@@ -25,6 +25,7 @@ pub mod promql;
 pub mod rng;
 pub mod shard;
 pub mod storage;
+pub mod tombstones;
 pub mod wal;
 
 pub use error::{Error, ReadOnlyCause, Result};

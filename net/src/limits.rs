@@ -45,10 +45,12 @@ pub enum Limit {
     QueryRangePoints,
     /// `query.max_samples` applied to a remote read (400).
     RemoteReadSamples,
+    /// `query.max_regex_matchers`: regex matchers of one query or `match[]` (400).
+    RegexMatchers,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 16] = [
+    pub const ALL: [Limit; 17] = [
         Limit::BodySize,
         Limit::DecodedBodySize,
         Limit::SeriesPerRequest,
@@ -65,6 +67,7 @@ impl Limit {
         Limit::QueryTimeout,
         Limit::QueryRangePoints,
         Limit::RemoteReadSamples,
+        Limit::RegexMatchers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +88,7 @@ impl Limit {
             Limit::QueryTimeout => "query_timeout",
             Limit::QueryRangePoints => "query_range_points",
             Limit::RemoteReadSamples => "remote_read_samples",
+            Limit::RegexMatchers => "regex_matchers",
         }
     }
 

@@ -122,6 +122,7 @@ const ALL_FLAGS: &[&str] = &[
     "--io-driver=epoll",
     "--query-timeout=30s",
     "--query-max-samples=1000",
+    "--query-max-regex-matchers=12",
     "--query-lookback-delta=1m",
 ];
 
@@ -165,6 +166,7 @@ limits:
 query:
   timeout: 30s
   max_samples: 1000
+  max_regex_matchers: 12
   lookback_delta: 1m
 ";
 
@@ -202,6 +204,7 @@ fn all_set() -> Config {
         max_inflight_body_bytes: 11 << 20,
         query_timeout: Duration::from_secs(30),
         query_max_samples: 1000,
+        query_max_regex_matchers: 12,
         query_lookback_delta: Duration::from_secs(60),
         config_file: None,
     }
