@@ -142,11 +142,13 @@ impl<S: Storage> Shard<S> {
     }
 
     /// Rewrites block `ulid` without what `entries` delete; false when it holds none.
+    ///
+    /// The block is merged with every block overlapping it (transitively), the later
+    /// write winning a shared timestamp as in compaction: the rewrite gets a new, larger
+    /// ULID, which alone would make its samples win over those of a newer overlapping
+    /// block.
     fn clean_block(&mut self, ulid: &str, entries: &[Tombstone]) -> Result<bool> {
-        let Some(pos) = self.blocks.iter().position(|b| b.meta().ulid == ulid) else {
-            return Ok(false);
-        };
-        let Some(b) = self.blocks.get(pos) else {
+        let Some(b) = self.blocks.iter().find(|b| b.meta().ulid == ulid) else {
             return Ok(false);
         };
         let (min, max) = (b.meta().min_time, b.meta().max_time);
@@ -156,19 +158,27 @@ impl<S: Storage> Shard<S> {
         if !touched {
             return Ok(false);
         }
-        let mut series = Vec::with_capacity(b.num_series());
-        for s in b.all_series() {
-            series.push(block::SeriesChunks {
-                labels: b.labels(s).clone(),
-                chunks: b.read_chunks(s)?,
-            });
-        }
-        let (series, changed) = tombstones::drop_deleted(entries, series)?;
+        let group = overlap_group(&self.blocks, ulid);
+        let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
+        let (series, changed) =
+            tombstones::drop_deleted(entries, crate::compact::merge(&parents)?)?;
         if !changed {
             return Ok(false);
         }
-        let meta = b.meta().clone();
-        let bytes_before = b.size_bytes();
+        let level = parents
+            .iter()
+            .map(|b| b.meta().compaction.level)
+            .max()
+            .unwrap_or(1)
+            + 1;
+        let mut sources: Vec<String> = parents
+            .iter()
+            .flat_map(|b| b.meta().compaction.sources.iter().cloned())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let parent_ids: Vec<String> = parents.iter().map(|b| b.meta().ulid.clone()).collect();
+        let bytes_before: u64 = parents.iter().map(|b| b.size_bytes()).sum();
         let replacement = if series.is_empty() {
             None
         } else {
@@ -176,9 +186,9 @@ impl<S: Storage> Shard<S> {
             let encoded = block::encode_block(
                 &new_ulid,
                 self.cfg.shard,
-                meta.compaction.level + 1,
-                meta.compaction.sources.clone(),
-                vec![meta.ulid.clone()],
+                level,
+                sources,
+                parent_ids.clone(),
                 series,
             );
             let path = block::write_block_dir_in(
@@ -190,35 +200,45 @@ impl<S: Storage> Shard<S> {
         };
         let bytes_after = replacement.as_ref().map_or(0, Block::size_bytes);
         let new_ulid = replacement.as_ref().map(|r| r.meta().ulid.clone());
-        let old = self.blocks.remove(pos);
-        let old_dir = old.dir().to_path_buf();
-        drop(old);
-        match replacement {
-            Some(r) => {
-                self.blocks.push(r);
-                self.blocks.sort_by_key(|b| b.meta().min_time);
-                // Out of the list now; on disk for the grace period, as compacted
-                // parents are (a start after a crash deletes it: the new block is one
-                // level up with the same sources).
-                self.retired.add(old_dir, self.clock.monotonic());
+        let mut removed = Vec::new();
+        let mut keep = Vec::new();
+        for (i, b) in std::mem::take(&mut self.blocks).into_iter().enumerate() {
+            if group.contains(&i) {
+                removed.push(b.dir().to_path_buf());
+            } else {
+                keep.push(b);
             }
-            // Nothing left: no block replaces it, so nothing would tell a start after a
-            // crash that it is gone; delete it now, before its tombstones can go.
-            None => {
-                crate::compact::delete_block_dir(&self.storage, &old_dir)?;
-                let dir = layout::blocks_dir(&self.cfg.data_dir);
-                self.storage
-                    .sync_dir(&dir)
-                    .ctx(|| format!("fsync {}", dir.display()))?;
+        }
+        let replaced = replacement.is_some();
+        keep.extend(replacement);
+        keep.sort_by_key(|b| b.meta().min_time);
+        self.blocks = keep;
+        if replaced {
+            // Out of the list now; on disk for the grace period, as compacted parents
+            // are (a start after a crash deletes them: the new block is one level up
+            // and lists their sources).
+            let now = self.clock.monotonic();
+            for dir in removed {
+                self.retired.add(dir, now);
             }
+        } else {
+            // Nothing left: no block replaces them, so nothing would tell a start after
+            // a crash that they are gone; delete them now, before their tombstones go.
+            for dir in &removed {
+                crate::compact::delete_block_dir(&self.storage, dir)?;
+            }
+            let dir = layout::blocks_dir(&self.cfg.data_dir);
+            self.storage
+                .sync_dir(&dir)
+                .ctx(|| format!("fsync {}", dir.display()))?;
         }
         tracing::info!(
             shard = self.cfg.shard,
-            block = %meta.ulid,
+            blocks = ?parent_ids,
             new_block = new_ulid.as_deref().unwrap_or("-"),
             bytes_before,
             bytes_after,
-            "rewrote block without deleted data"
+            "rewrote blocks without deleted data"
         );
         Ok(true)
     }
@@ -238,6 +258,33 @@ impl<S: Storage> Shard<S> {
     /// The tombstones listed now.
     pub(crate) fn tombstone_list(&self) -> Vec<Tombstone> {
         self.tombstones.entries().to_vec()
+    }
+}
+
+/// Indexes into `blocks` of block `ulid` and of every block overlapping it in time,
+/// directly or through another.
+fn overlap_group(blocks: &[Block], ulid: &str) -> Vec<usize> {
+    let mut group: Vec<usize> = blocks
+        .iter()
+        .position(|b| b.meta().ulid == ulid)
+        .into_iter()
+        .collect();
+    loop {
+        let more: Vec<usize> = (0..blocks.len())
+            .filter(|i| !group.contains(i))
+            .filter(|&i| {
+                blocks.get(i).is_some_and(|b| {
+                    group.iter().filter_map(|&g| blocks.get(g)).any(|g| {
+                        g.meta().min_time <= b.meta().max_time
+                            && b.meta().min_time <= g.meta().max_time
+                    })
+                })
+            })
+            .collect();
+        if more.is_empty() {
+            return group;
+        }
+        group.extend(more);
     }
 }
 

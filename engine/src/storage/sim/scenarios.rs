@@ -286,3 +286,27 @@ fn deleted_samples_stay_deleted_through_crashes_flushes_and_clean() {
     assert_eq!(rig.read(1), [(100, 1.0), (200, 2.0)]);
     assert_eq!(block_samples(&mut rig), 4);
 }
+
+/// A block rewritten by clean gets a new, larger ULID; alone, its samples would then
+/// win a timestamp over a newer overlapping block. Clean merges the overlapping blocks
+/// so the later write still wins.
+#[test]
+fn clean_keeps_the_later_write_of_overlapping_blocks() {
+    let mut rig = Rig::new(SyncMode::Always);
+    rig.append(0, &[(100, 1.0), (200, 1.0)]).unwrap();
+    rig.append(1, &[(100, 1.0)]).unwrap();
+    block_on(rig.shard().flush()).unwrap();
+    rig.append(0, &[(200, 2.0)]).unwrap();
+    block_on(rig.shard().flush()).unwrap();
+    assert_eq!(rig.read(0), [(100, 1.0), (200, 2.0)]);
+    rig.shard()
+        .add_tombstones(vec![tombstone(1, i64::MIN, i64::MAX)])
+        .unwrap();
+    let entries = rig.shard().tombstone_list();
+    assert_eq!(block_on(rig.shard().clean_tombstones(&entries)).unwrap(), 1);
+    assert_eq!(rig.shard().blocks.len(), 1);
+    assert_eq!(rig.read(0), [(100, 1.0), (200, 2.0)]);
+    assert!(rig.read(1).is_empty());
+    rig.restart();
+    assert_eq!(rig.read(0), [(100, 1.0), (200, 2.0)]);
+}
