@@ -257,6 +257,11 @@ fn a_snapshot_with_skip_head_leaves_the_head_out() {
         block_dirs(&dir.path().join("snapshots").join(&name)).len(),
         1
     );
+    // Linked under `<name>.tmp`, then renamed: nothing else is left.
+    assert_eq!(
+        block_dirs(&dir.path().join("snapshots")),
+        vec![dir.path().join("snapshots").join(&name)]
+    );
     // The head was not flushed for it.
     assert_eq!(block_dirs(&dir.path().join("blocks")).len(), 1);
     let (status, answer) = s.post("/api/v1/admin/snapshot?skip_head=maybe", "text/plain", b"");

@@ -14,6 +14,8 @@
 //!   READONLY                                 the operator's persisted read-only switch
 //!   snapshots/<name>/<ULID>/                 hard links of every live block at a
 //!                                            snapshot (never read, never deleted)
+//!   snapshots/<name>.tmp/                    a snapshot being linked; renamed when
+//!                                            complete, removed when it failed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -66,6 +68,14 @@ pub fn readonly_marker(data_dir: &Path) -> PathBuf {
 /// A snapshot's directory: `<data-dir>/snapshots/<name>`, laid out as `blocks/` is.
 pub fn snapshot_dir(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join(SNAPSHOTS_DIR).join(name)
+}
+
+/// Where a snapshot is linked before it is complete: renamed to
+/// [`snapshot_dir`] once every shard has linked its blocks.
+pub fn snapshot_tmp_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir
+        .join(SNAPSHOTS_DIR)
+        .join(format!("{name}{TMP_SUFFIX}"))
 }
 
 pub fn block_tmp_dir(data_dir: &Path, ulid: &str) -> PathBuf {

@@ -126,12 +126,18 @@ pub enum ShardRequest {
         retention_ms: i64,
         reply: Reply<()>,
     },
-    /// Hard-link every live block into `<data-dir>/snapshots/<name>/`, after flushing
-    /// the head unless `skip_head`. Answers the number of blocks linked.
+    /// Hard-link every live block into `<data-dir>/snapshots/<name>.tmp/`, after
+    /// flushing the head unless `skip_head`. Answers the number of blocks linked.
     Snapshot {
         name: String,
         skip_head: bool,
         reply: Reply<u64>,
+    },
+    /// Shard 0 ends snapshot `name`: renamed into place when `complete`, else removed.
+    FinishSnapshot {
+        name: String,
+        complete: bool,
+        reply: Reply<()>,
     },
     /// List these tombstones (`delete_series`); shard 0 hands out their ids and makes
     /// them durable first. Answers them as listed.
@@ -412,8 +418,22 @@ impl Mesh {
                 skip_head,
                 reply,
             })
-            .await?;
-        Ok(parts.into_iter().sum())
+            .await;
+        // Complete, it is renamed into place; otherwise what was linked goes.
+        let (tx, rx) = flume::bounded(1);
+        self.send(
+            0,
+            ShardRequest::FinishSnapshot {
+                name: name.to_string(),
+                complete: parts.is_ok(),
+                reply: tx,
+            },
+        )
+        .await?;
+        let finished = rx.recv_async().await.map_err(|_| gone()).and_then(|r| r);
+        let blocks = parts?;
+        finished?;
+        Ok(blocks.into_iter().sum())
     }
 
     /// Clears the operator's switch on every shard and resumes shards stopped by a

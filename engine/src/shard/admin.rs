@@ -40,7 +40,7 @@ impl<S: Storage> Shard<S> {
         if !skip_head {
             self.flush().await?;
         }
-        let root = layout::snapshot_dir(&self.cfg.data_dir, name);
+        let root = layout::snapshot_tmp_dir(&self.cfg.data_dir, name);
         self.storage
             .create_dir_all(&root)
             .ctx(|| format!("create snapshot dir {}", root.display()))?;
@@ -66,6 +66,28 @@ impl<S: Storage> Shard<S> {
             .sync_dir(&root)
             .ctx(|| format!("fsync snapshot dir {}", root.display()))?;
         Ok(linked)
+    }
+
+    /// The end of a snapshot (shard 0): renames `<name>.tmp` to `<name>` and syncs
+    /// `snapshots/` when every shard linked its blocks, else removes what was linked.
+    pub(crate) fn finish_snapshot(&mut self, name: &str, complete: bool) -> Result<()> {
+        let tmp = layout::snapshot_tmp_dir(&self.cfg.data_dir, name);
+        if !complete {
+            return match self.storage.remove_dir_all(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(crate::Error::io(format!("remove {}", tmp.display()), e))
+                }
+                _ => Ok(()),
+            };
+        }
+        let done = layout::snapshot_dir(&self.cfg.data_dir, name);
+        self.storage
+            .rename(&tmp, &done)
+            .ctx(|| format!("rename {} to {}", tmp.display(), done.display()))?;
+        let dir = self.cfg.data_dir.join(layout::SNAPSHOTS_DIR);
+        self.storage
+            .sync_dir(&dir)
+            .ctx(|| format!("fsync {}", dir.display()))
     }
 
     /// Whether the operator's read-only switch was persisted when the shard opened.

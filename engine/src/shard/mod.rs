@@ -339,6 +339,13 @@ impl<S: Storage> Shard<S> {
             } => {
                 let _ = reply.send(self.snapshot(&name, skip_head).await);
             }
+            ShardRequest::FinishSnapshot {
+                name,
+                complete,
+                reply,
+            } => {
+                let _ = reply.send(self.finish_snapshot(&name, complete));
+            }
             ShardRequest::AddTombstones { entries, reply } => {
                 let _ = reply.send(self.add_tombstones(entries));
             }
