@@ -19,7 +19,7 @@ use tsdb_engine::storage::{DiskStorage, Storage};
 use tsdb_engine::wal::SyncMode;
 use tsdb_net::metrics::Metrics;
 use tsdb_net::security::CoreSecurity;
-use tsdb_net::server::{Ctx, ServerInfo, serve};
+use tsdb_net::server::{Ctx, Retention, ServerInfo, serve};
 use tsdb_net::wire::IngestLimits;
 
 use crate::config::{Config, IoDriver, WalSync, format_duration};
@@ -154,6 +154,7 @@ fn start(cfg: Config) -> Result<ExitCode, String> {
                 lookback_delta_ms: i64::try_from(cfg.query_lookback_delta.as_millis())
                     .unwrap_or(i64::MAX),
                 max_samples: cfg.query_max_samples,
+                max_regex_matchers: cfg.query_max_regex_matchers,
                 timeout: cfg.query_timeout,
             },
             info: info.clone(),
@@ -512,7 +513,11 @@ fn server_info(cfg: &Config) -> ServerInfo {
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        storage_retention: format_duration(cfg.retention),
+        retention: Retention::new(
+            cfg.retention,
+            crate::config::parse_duration,
+            format_duration,
+        ),
         flags: settings
             .iter()
             .map(|(flag, _, v)| ((*flag).to_string(), v.clone()))

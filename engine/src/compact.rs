@@ -218,7 +218,7 @@ impl<S: Storage> Shard<S> {
     }
 
     /// Deletes blocks wholly older than the retention period (by wall clock).
-    fn apply_retention(&mut self) -> Result<usize> {
+    pub(crate) fn apply_retention(&mut self) -> Result<usize> {
         if self.cfg.retention_ms <= 0 {
             return Ok(0);
         }

@@ -5,11 +5,17 @@
 //!   blocks/<ULID>/meta.json, index, chunks   immutable blocks (any shard may own one)
 //!   blocks/<ULID>.tmp/                       a block being written; removed on start
 //!   blocks/<ULID>.deleting/                  a block being deleted; removed on start
+//!   blocks/tombstones                        data deleted but not yet rewritten away
 //!   wal/<shard>/<segment>                    each shard's write-ahead log (or wal.dir)
 //!   wal/<shard>/checkpoint                   the recent flushes and their blocks
 //!   wal/<shard>/migrating                    a shard-count migration under way (rare)
 //!   wal/shards                               the shard count the WAL was written with
 //!   lock                                     held while a server runs on the dir
+//!   READONLY                                 the operator's persisted read-only switch
+//!   snapshots/<name>/<ULID>/                 hard links of every live block at a
+//!                                            snapshot (never read, never deleted)
+//!   snapshots/<name>.tmp/                    a snapshot being linked; renamed when
+//!                                            complete, removed when it failed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -18,7 +24,12 @@ pub const BLOCKS_DIR: &str = "blocks";
 pub const WAL_DIR: &str = "wal";
 pub const SNAPSHOTS_DIR: &str = "snapshots";
 pub const LOCK_FILE: &str = "lock";
+/// In the data dir: present while the operator's read-only switch is persisted
+/// (`POST /api/v1/admin/readonly?persist=true`); every shard starts read-only.
+pub const READONLY_FILE: &str = "READONLY";
 pub const META_FILE: &str = "meta.json";
+/// In `blocks/`: the tombstones of `delete_series` (`crate::tombstones`).
+pub const TOMBSTONES_FILE: &str = "tombstones";
 pub const INDEX_FILE: &str = "index";
 pub const CHUNKS_FILE: &str = "chunks";
 /// Under the WAL root: the shard count the `<shard>/` directories were written with.
@@ -44,6 +55,27 @@ pub fn blocks_dir(data_dir: &Path) -> PathBuf {
 
 pub fn block_dir(data_dir: &Path, ulid: &str) -> PathBuf {
     blocks_dir(data_dir).join(ulid)
+}
+
+pub fn tombstones_file(data_dir: &Path) -> PathBuf {
+    blocks_dir(data_dir).join(TOMBSTONES_FILE)
+}
+
+pub fn readonly_marker(data_dir: &Path) -> PathBuf {
+    data_dir.join(READONLY_FILE)
+}
+
+/// A snapshot's directory: `<data-dir>/snapshots/<name>`, laid out as `blocks/` is.
+pub fn snapshot_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join(SNAPSHOTS_DIR).join(name)
+}
+
+/// Where a snapshot is linked before it is complete: renamed to
+/// [`snapshot_dir`] once every shard has linked its blocks.
+pub fn snapshot_tmp_dir(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir
+        .join(SNAPSHOTS_DIR)
+        .join(format!("{name}{TMP_SUFFIX}"))
 }
 
 pub fn block_tmp_dir(data_dir: &Path, ulid: &str) -> PathBuf {

@@ -27,6 +27,7 @@ pub mod promql;
 pub mod rng;
 pub mod shard;
 pub mod storage;
+pub mod tombstones;
 pub mod trace;
 pub mod wal;
 

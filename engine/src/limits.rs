@@ -48,6 +48,12 @@ pub const PROMQL_NESTING_MAX: usize = 64;
 /// deep: 16,000 of them took seconds. At this bound parsing takes milliseconds.
 pub const PROMQL_OPERATORS_MAX: usize = 512;
 
+/// Regex matchers (`=~`, `!~`) one query, or one request's `match[]`, may hold unless
+/// configured otherwise (`query.max_regex_matchers`). Each runs against every value of
+/// its label on every shard, so without a bound one request of thousands of them
+/// could hold every core for long.
+pub const REGEX_MATCHERS_DEFAULT: usize = 64;
+
 /// The smallest WAL segment size we accept from configuration.
 pub const WAL_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 

@@ -12,6 +12,7 @@ use crate::cardinality::{Cardinality, HeadPostings};
 use crate::error::{Error, ReadOnlyCause, Result};
 use crate::head::{SeriesData, sort_dedup};
 use crate::model::{Labels, Matcher, SeriesSamples};
+use crate::tombstones::Tombstone;
 
 /// A reply channel: one message, then it is dropped.
 pub type Reply<T> = flume::Sender<Result<T>>;
@@ -41,6 +42,9 @@ pub struct ShardStatus {
     /// The error a write gets while the shard refuses writes (names shard and cause).
     pub read_only: Option<String>,
     pub read_only_cause: Option<ReadOnlyCause>,
+    /// The operator's read-only switch is persisted (`<data-dir>/READONLY`): a restart
+    /// starts read-only too.
+    pub read_only_persisted: bool,
     pub wal_write_errors: u64,
     pub wal_fsync_errors: u64,
     pub head_chunks: u64,
@@ -122,12 +126,16 @@ pub enum ShardRequest {
     HeadStats {
         reply: Reply<HeadPostings>,
     },
-    /// Refuse writes until `SetWritable` (the operator's switch).
+    /// Refuse writes until `SetWritable` (the operator's switch). With `persist`, the
+    /// switch survives a restart: shard 0 writes the `READONLY` marker holding this
+    /// JSON, durably, before it answers.
     SetReadOnly {
+        persist: Option<String>,
         reply: Reply<()>,
     },
     /// Clear the operator's switch and resume after a full disk; refused, with the
-    /// reason, when the shard's fault needs a restart.
+    /// reason, when the shard's fault needs a restart. Shard 0 also removes a
+    /// persisted `READONLY` marker.
     SetWritable {
         reply: Reply<()>,
     },
@@ -143,6 +151,45 @@ pub enum ShardRequest {
     /// Close the trace window and hand over its events.
     TraceStop {
         reply: Reply<crate::trace::ShardTrace>,
+    },
+    /// Use this retention from now on, and delete the blocks past it at once.
+    SetRetention {
+        retention_ms: i64,
+        reply: Reply<()>,
+    },
+    /// Hard-link every live block into `<data-dir>/snapshots/<name>.tmp/`, after
+    /// flushing the head unless `skip_head`. Answers the number of blocks linked.
+    Snapshot {
+        name: String,
+        skip_head: bool,
+        reply: Reply<u64>,
+    },
+    /// Shard 0 ends snapshot `name`: renamed into place when `complete`, else removed.
+    FinishSnapshot {
+        name: String,
+        complete: bool,
+        reply: Reply<()>,
+    },
+    /// List these tombstones (`delete_series`); shard 0 hands out their ids and makes
+    /// them durable first. Answers them as listed.
+    AddTombstones {
+        entries: Vec<Tombstone>,
+        reply: Reply<Vec<Tombstone>>,
+    },
+    /// The tombstones listed now.
+    Tombstones {
+        reply: Reply<Vec<Tombstone>>,
+    },
+    /// Flush the head and rewrite every block holding data these delete. Answers the
+    /// number of blocks rewritten.
+    CleanTombstones {
+        entries: Vec<Tombstone>,
+        reply: Reply<u64>,
+    },
+    /// Unlist these tombstones (every shard has cleaned them).
+    DropTombstones {
+        ids: Vec<u64>,
+        reply: Reply<()>,
     },
     /// Sync the WAL and stop the shard's loop.
     Shutdown {
@@ -387,11 +434,55 @@ impl Mesh {
         Ok(Cardinality::merge(parts, top))
     }
 
-    /// Makes every shard refuse writes (the operator's read-only switch).
-    pub async fn set_read_only(&self) -> Result<()> {
-        self.fan_out(|reply| ShardRequest::SetReadOnly { reply })
-            .await
-            .map(|_| ())
+    /// Makes every shard refuse writes (the operator's read-only switch). With
+    /// `persist` (the JSON the marker holds) the switch survives a restart.
+    pub async fn set_read_only(&self, persist: Option<String>) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::SetReadOnly {
+            persist: persist.clone(),
+            reply,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets every shard's retention and runs a retention pass on each now.
+    pub async fn set_retention(&self, retention_ms: i64) -> Result<()> {
+        self.fan_out(|reply| ShardRequest::SetRetention {
+            retention_ms,
+            reply,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Snapshot `name` of every shard's blocks (and head, unless `skip_head`) under
+    /// `<data-dir>/snapshots/<name>/`; answers the number of blocks it holds.
+    pub async fn snapshot(&self, name: &str, skip_head: bool) -> Result<u64> {
+        if !crate::shard::valid_snapshot_name(name) {
+            return Err(Error::BadRequest(format!("invalid snapshot name {name:?}")));
+        }
+        let parts = self
+            .fan_out(|reply| ShardRequest::Snapshot {
+                name: name.to_string(),
+                skip_head,
+                reply,
+            })
+            .await;
+        // Complete, it is renamed into place; otherwise what was linked goes.
+        let (tx, rx) = flume::bounded(1);
+        self.send(
+            0,
+            ShardRequest::FinishSnapshot {
+                name: name.to_string(),
+                complete: parts.is_ok(),
+                reply: tx,
+            },
+        )
+        .await?;
+        let finished = rx.recv_async().await.map_err(|_| gone()).and_then(|r| r);
+        let blocks = parts?;
+        finished?;
+        Ok(blocks.into_iter().sum())
     }
 
     /// Clears the operator's switch on every shard and resumes shards stopped by a
@@ -411,6 +502,71 @@ impl Mesh {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// `delete_series`: one tombstone per matcher set over `[min, max]`. Durable (shard
+    /// 0 writes the tombstones file) before any shard lists it; every read of every
+    /// shard leaves the samples out once this returns.
+    pub async fn delete_series(
+        &self,
+        matcher_sets: &[Vec<Matcher>],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Result<()> {
+        let entries: Vec<Tombstone> = matcher_sets
+            .iter()
+            .map(|m| Tombstone {
+                id: 0,
+                matchers: m.clone(),
+                min_time_ms,
+                max_time_ms,
+            })
+            .collect();
+        let (tx, rx) = flume::bounded(1);
+        self.send(0, ShardRequest::AddTombstones { entries, reply: tx })
+            .await?;
+        let listed = rx.recv_async().await.map_err(|_| gone())??;
+        let mut waits = Vec::new();
+        for shard in 1..self.inboxes.len() {
+            let (tx, rx) = flume::bounded(1);
+            self.send(
+                shard,
+                ShardRequest::AddTombstones {
+                    entries: listed.clone(),
+                    reply: tx,
+                },
+            )
+            .await?;
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.recv_async().await.map_err(|_| gone())??;
+        }
+        Ok(())
+    }
+
+    /// `clean_tombstones`: every shard rewrites the blocks holding deleted data; once
+    /// all have, the tombstones are dropped. Answers the number of blocks rewritten.
+    pub async fn clean_tombstones(&self) -> Result<u64> {
+        let (tx, rx) = flume::bounded(1);
+        self.send(0, ShardRequest::Tombstones { reply: tx }).await?;
+        let entries = rx.recv_async().await.map_err(|_| gone())??;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let rewritten = self
+            .fan_out(|reply| ShardRequest::CleanTombstones {
+                entries: entries.clone(),
+                reply,
+            })
+            .await?;
+        let ids: Vec<u64> = entries.iter().map(|t| t.id).collect();
+        self.fan_out(|reply| ShardRequest::DropTombstones {
+            ids: ids.clone(),
+            reply,
+        })
+        .await?;
+        Ok(rewritten.into_iter().sum())
     }
 
     /// Blocking form of shutdown for the main thread: asks every shard to sync and stop.

@@ -315,6 +315,14 @@ fn anchored(re: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?s:{re})$"))
 }
 
+/// How many of `matchers` are regex matchers (`=~`, `!~`).
+pub fn regex_matchers(matchers: &[Matcher]) -> usize {
+    matchers
+        .iter()
+        .filter(|m| matches!(m.op, MatchOp::Regex(_) | MatchOp::NotRegex(_)))
+        .count()
+}
+
 /// Whether all matchers select `labels`.
 pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
     matchers.iter().all(|m| m.matches_labels(labels))

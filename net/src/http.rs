@@ -165,6 +165,10 @@ impl From<QueryError> for ApiError {
                 limit: Some("query_samples"),
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", message)
             },
+            QueryError::TooManyRegexMatchers(..) => ApiError {
+                limit: Some(Limit::RegexMatchers.as_str()),
+                ..ApiError::bad_data(message)
+            },
             QueryError::Timeout(_) => ApiError {
                 limit: Some(Limit::QueryTimeout.as_str()),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", message)

@@ -47,10 +47,12 @@ pub enum Limit {
     RemoteReadSamples,
     /// `limits.rate_limit`: a client's requests per second beyond its burst (429).
     ClientRate,
+    /// `query.max_regex_matchers`: regex matchers of one query or `match[]` (400).
+    RegexMatchers,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 17] = [
+    pub const ALL: [Limit; 18] = [
         Limit::BodySize,
         Limit::DecodedBodySize,
         Limit::SeriesPerRequest,
@@ -68,6 +70,7 @@ impl Limit {
         Limit::QueryRangePoints,
         Limit::RemoteReadSamples,
         Limit::ClientRate,
+        Limit::RegexMatchers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Limit {
             Limit::QueryRangePoints => "query_range_points",
             Limit::RemoteReadSamples => "remote_read_samples",
             Limit::ClientRate => "client_rate",
+            Limit::RegexMatchers => "regex_matchers",
         }
     }
 

@@ -70,22 +70,74 @@ pub struct Ctx {
     pub security: CoreSecurity,
 }
 
-/// Facts about this server process for `/api/v1/status/*`, fixed at start.
-#[derive(Debug, Default)]
+/// Facts about this server process for `/api/v1/status/*`, fixed at start but for
+/// the retention, which `POST /api/v1/admin/retention` changes.
+#[derive(Debug)]
 pub struct ServerInfo {
     /// When the server started, unix milliseconds (also its `lastConfigTime`: the
     /// configuration is read once, at start).
     pub start_time_ms: i64,
     /// The working directory at start.
     pub cwd: String,
-    /// Retention as Prometheus words it, e.g. `30d`.
-    pub storage_retention: String,
+    /// Retention, live.
+    pub retention: Retention,
     /// Every option of `tsdb start` by flag name (no dashes) and its effective value,
     /// whether it came from a flag, the environment, the file or the default.
     pub flags: Vec<(String, String)>,
     /// The same values by YAML key (`storage.retention`), for `/api/v1/status/config`;
     /// options that have no YAML key (`config`) are left out.
     pub config: Vec<(String, String)>,
+}
+
+/// The retention in force: the configured one until `POST /api/v1/admin/retention`
+/// changes it (not persisted: a restart goes back to the configured value). Parsed and
+/// printed by the configuration's own duration functions, handed in by the binary, so
+/// the route takes exactly the syntax of `--retention`.
+#[derive(Debug)]
+pub struct Retention {
+    ms: std::sync::atomic::AtomicU64,
+    parse: fn(&str) -> Result<Duration, String>,
+    format: fn(Duration) -> String,
+}
+
+impl Retention {
+    pub fn new(
+        initial: Duration,
+        parse: fn(&str) -> Result<Duration, String>,
+        format: fn(Duration) -> String,
+    ) -> Retention {
+        Retention {
+            ms: u64::try_from(initial.as_millis())
+                .unwrap_or(u64::MAX)
+                .into(),
+            parse,
+            format,
+        }
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.ms.load(Ordering::Acquire))
+    }
+
+    /// Sets a new retention; returns the one it replaced.
+    pub fn swap(&self, new: Duration) -> Duration {
+        let ms = u64::try_from(new.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(self.ms.swap(ms, Ordering::AcqRel))
+    }
+
+    pub fn parse(&self, s: &str) -> Result<Duration, String> {
+        (self.parse)(s)
+    }
+
+    /// As Prometheus words it, e.g. `30d`.
+    pub fn format(&self, d: Duration) -> String {
+        (self.format)(d)
+    }
+
+    /// The retention in force, worded.
+    pub fn current(&self) -> String {
+        self.format(self.get())
+    }
 }
 
 impl Ctx {

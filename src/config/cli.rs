@@ -186,6 +186,9 @@ pub(super) struct StartArgs {
     /// Samples one query may hold [default: 50000000] [env: TSDB_QUERY_MAX_SAMPLES] [yaml: query.max_samples]
     #[arg(long, value_name = "N", help_heading = "Query")]
     pub query_max_samples: Option<String>,
+    /// Regex matchers (=~, !~) one query or one request's match[] may hold [default: 64] [env: TSDB_QUERY_MAX_REGEX_MATCHERS] [yaml: query.max_regex_matchers]
+    #[arg(long, value_name = "N", help_heading = "Query")]
+    pub query_max_regex_matchers: Option<String>,
     /// Instant selector lookback [default: 5m] [env: TSDB_QUERY_LOOKBACK_DELTA] [yaml: query.lookback_delta]
     #[arg(long, value_name = "DURATION", help_heading = "Query")]
     pub query_lookback_delta: Option<String>,

@@ -85,6 +85,8 @@ pub struct Config {
     pub query_timeout: Duration,
     /// Prometheus' `--query.max-samples`.
     pub query_max_samples: usize,
+    /// Regex matchers one query or one request's `match[]` may hold.
+    pub query_max_regex_matchers: usize,
     /// Prometheus' `--query.lookback-delta`.
     pub query_lookback_delta: Duration,
     /// PEM certificate chain and key to serve HTTPS with; both or neither.
@@ -491,6 +493,13 @@ const QUERY_MAX_SAMPLES: Opt = opt!(
     query.max_samples,
     Some("50000000")
 );
+const QUERY_MAX_REGEX_MATCHERS: Opt = opt!(
+    "query-max-regex-matchers",
+    query_max_regex_matchers,
+    "TSDB_QUERY_MAX_REGEX_MATCHERS",
+    query.max_regex_matchers,
+    Some("64")
+);
 const QUERY_LOOKBACK_DELTA: Opt = opt!(
     "query-lookback-delta",
     query_lookback_delta,
@@ -517,7 +526,7 @@ const RATE_LIMIT_BURST: Opt = opt!(
 );
 
 /// Every option, so every known `TSDB_*` variable.
-pub(crate) const OPTIONS: [&Opt; 38] = [
+pub(crate) const OPTIONS: [&Opt; 39] = [
     &CONFIG,
     &LISTEN,
     &IO_DRIVER,
@@ -550,6 +559,7 @@ pub(crate) const OPTIONS: [&Opt; 38] = [
     &MAX_INFLIGHT_BODY_SIZE,
     &QUERY_TIMEOUT,
     &QUERY_MAX_SAMPLES,
+    &QUERY_MAX_REGEX_MATCHERS,
     &QUERY_LOOKBACK_DELTA,
     &TLS_CERT,
     &TLS_KEY,
@@ -781,6 +791,8 @@ fn resolve(layers: &Layers<'_>, config_file: Option<PathBuf>) -> Result<Config, 
         max_inflight_body_bytes: layers.value(&MAX_INFLIGHT_BODY_SIZE, |r| size_min(r, 1))?,
         query_timeout: layers.value(&QUERY_TIMEOUT, |r| duration_min(r, NONZERO_DURATION_MIN))?,
         query_max_samples: layers.value(&QUERY_MAX_SAMPLES, |r| count_range(r, 1, usize::MAX))?,
+        query_max_regex_matchers: layers
+            .value(&QUERY_MAX_REGEX_MATCHERS, |r| count_range(r, 1, usize::MAX))?,
         query_lookback_delta: layers.value(&QUERY_LOOKBACK_DELTA, |r| {
             duration_min(r, NONZERO_DURATION_MIN)
         })?,
@@ -841,6 +853,7 @@ impl Config {
             "max-inflight-body-size" => self.max_inflight_body_bytes.to_string(),
             "query-timeout" => format_duration(self.query_timeout),
             "query-max-samples" => self.query_max_samples.to_string(),
+            "query-max-regex-matchers" => self.query_max_regex_matchers.to_string(),
             "query-lookback-delta" => format_duration(self.query_lookback_delta),
             "tls-cert" => self.tls_cert.as_deref().map(path).unwrap_or_default(),
             "tls-key" => self.tls_key.as_deref().map(path).unwrap_or_default(),

@@ -127,6 +127,7 @@ const ALL_FLAGS: &[&str] = &[
     "--io-driver=epoll",
     "--query-timeout=30s",
     "--query-max-samples=1000",
+    "--query-max-regex-matchers=12",
     "--query-lookback-delta=1m",
     "--tls-cert=/c.pem",
     "--tls-key=/k.pem",
@@ -179,6 +180,7 @@ limits:
 query:
   timeout: 30s
   max_samples: 1000
+  max_regex_matchers: 12
   lookback_delta: 1m
 auth:
   file: /a.yaml
@@ -218,6 +220,7 @@ fn all_set() -> Config {
         max_inflight_body_bytes: 11 << 20,
         query_timeout: Duration::from_secs(30),
         query_max_samples: 1000,
+        query_max_regex_matchers: 12,
         query_lookback_delta: Duration::from_secs(60),
         tls_cert: Some(PathBuf::from("/c.pem")),
         tls_key: Some(PathBuf::from("/k.pem")),

@@ -133,6 +133,7 @@ pub(super) struct LimitsSection {
 pub(super) struct QuerySection {
     pub timeout: Option<Value>,
     pub max_samples: Option<Value>,
+    pub max_regex_matchers: Option<Value>,
     pub lookback_delta: Option<Value>,
 }
 

@@ -57,6 +57,8 @@ pub struct QueryOptions {
     pub max_samples: usize,
     /// Wall-clock budget of the whole query.
     pub timeout: Duration,
+    /// Regex matchers the query's selectors may hold together.
+    pub max_regex_matchers: usize,
 }
 
 impl Default for QueryOptions {
@@ -65,6 +67,7 @@ impl Default for QueryOptions {
             lookback_delta_ms: 5 * 60 * 1000,
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
+            max_regex_matchers: crate::limits::REGEX_MATCHERS_DEFAULT,
         }
     }
 }
@@ -113,6 +116,8 @@ pub enum QueryError {
     Canceled(String),
     /// Too many samples: `execution`, HTTP 422, Prometheus' exact message.
     TooManySamples,
+    /// More regex matchers than `max_regex_matchers` (found, limit): `bad_data`, 400.
+    TooManyRegexMatchers(usize, usize),
     /// Storage failed: `internal`, HTTP 500.
     Storage(String),
 }
@@ -127,6 +132,10 @@ impl std::fmt::Display for QueryError {
             | QueryError::Storage(m) => f.write_str(m),
             QueryError::TooManySamples => f.write_str(
                 "query processing would load too many samples into memory in query execution",
+            ),
+            QueryError::TooManyRegexMatchers(found, limit) => write!(
+                f,
+                "the query holds {found} regex matchers, more than the limit of {limit} (query.max_regex_matchers)"
             ),
         }
     }
@@ -147,6 +156,7 @@ pub async fn instant_query<Q: Queryable>(
 ) -> Result<QueryValue, QueryError> {
     let deadline = deadline_of(opts);
     let plan = plan::plan(query, time_ms, time_ms, opts.lookback_delta_ms)?;
+    check_regex_matchers(&plan, opts)?;
     let data = fetch(q, &plan).await?;
     let mut ev = eval::Evaluator::new(&data, opts.lookback_delta_ms, opts.max_samples, deadline);
     let steps = eval::Steps {
@@ -235,6 +245,7 @@ pub async fn range_query<Q: Queryable>(
     }
     let deadline = deadline_of(opts);
     let plan = plan::plan(query, start_ms, end_ms, opts.lookback_delta_ms)?;
+    check_regex_matchers(&plan, opts)?;
     let ty = plan.root.value_type();
     if ty != plan::ValueType::Scalar && ty != plan::ValueType::Vector {
         return Err(QueryError::BadData(format!(
@@ -255,6 +266,22 @@ pub async fn range_query<Q: Queryable>(
             "BUG: string result of a range query".into(),
         )),
     }
+}
+
+/// Refuses a query whose selectors hold more regex matchers than the options allow.
+fn check_regex_matchers(plan: &plan::Plan, opts: &QueryOptions) -> Result<(), QueryError> {
+    let found: usize = plan
+        .fetches
+        .iter()
+        .map(|f| crate::model::regex_matchers(&f.matchers))
+        .sum();
+    if found > opts.max_regex_matchers {
+        return Err(QueryError::TooManyRegexMatchers(
+            found,
+            opts.max_regex_matchers,
+        ));
+    }
+    Ok(())
 }
 
 fn deadline_of(opts: &QueryOptions) -> Instant {
@@ -378,6 +405,21 @@ mod tests {
         assert_eq!(r, Err(QueryError::TooManySamples));
         let r = run(instant_query(&store(), "m", 50_000, &opts));
         assert!(matches!(r, Ok(QueryValue::Vector(v)) if v.len() == 10));
+    }
+
+    #[test]
+    fn regex_matchers_are_bounded() {
+        let opts = QueryOptions {
+            max_regex_matchers: 2,
+            ..QueryOptions::default()
+        };
+        let q = r#"m{i=~"1|2"} + m{i!~"3"}"#;
+        assert!(run(instant_query(&store(), q, 50_000, &opts)).is_ok());
+        let q = r#"m{i=~"1|2"} + m{i!~"3"} + {__name__=~"m"}"#;
+        let r = run(instant_query(&store(), q, 50_000, &opts));
+        assert_eq!(r, Err(QueryError::TooManyRegexMatchers(3, 2)));
+        let r = run(range_query(&store(), q, 0, 2000, 1000, &opts));
+        assert_eq!(r, Err(QueryError::TooManyRegexMatchers(3, 2)));
     }
 
     #[test]

@@ -75,14 +75,54 @@ impl<S: Storage> Shard<S> {
             },
             None => None,
         };
-        let ulid = self.next_block_ulid();
+        let mut series = self.head.block_series();
+        if !self.tombstones.is_empty() {
+            // Deleted samples never reach a block.
+            series = crate::tombstones::drop_deleted(self.tombstones.entries(), series)?.0;
+        }
+        // A head wholly deleted writes no block; its generation names none, so replay
+        // still starts after the cut.
+        let ulid = if series.is_empty() {
+            tracing::info!(
+                shard = self.cfg.shard,
+                "flushed head: every sample was deleted, no block written"
+            );
+            None
+        } else {
+            let ulid = self.next_block_ulid();
+            self.write_head_block(&ulid, series)?;
+            Some(ulid)
+        };
+        self.head = Head::new();
+        self.flushes += 1;
+        if let (Some(seq), Some(wal)) = (cut, self.wal.as_mut()) {
+            let dir = layout::shard_wal_dir(&self.cfg.wal_root, self.cfg.shard as usize);
+            let flushed = checkpoint::Generation {
+                first_needed: seq,
+                block: ulid,
+                next_ref: self.next_ref,
+            };
+            // Not `seq`: the segments of the last generations stay for a live backup.
+            let obsolete_below = checkpoint::record_flush_in(&self.storage, &dir, flushed)?;
+            wal.remove_before(obsolete_below)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the head's `series` as level-1 block `ulid` and adds it to the list; on
+    /// failure the shard goes read-only (see `block_write_failed`).
+    fn write_head_block(
+        &mut self,
+        ulid: &str,
+        series: Vec<crate::block::SeriesChunks>,
+    ) -> Result<()> {
         let encoded = block::encode_block(
-            &ulid,
+            ulid,
             self.cfg.shard,
             1,
-            vec![ulid.clone()],
+            vec![ulid.to_string()],
             Vec::new(),
-            self.head.block_series(),
+            series,
         );
         let blocks_dir = layout::blocks_dir(&self.cfg.data_dir);
         let written = block::write_block_dir_in(&self.storage, &blocks_dir, &encoded)
@@ -90,7 +130,7 @@ impl<S: Storage> Shard<S> {
         let block = match written {
             Ok(b) => b,
             Err(e) => {
-                self.block_write_failed(&ulid, &e);
+                self.block_write_failed(ulid, &e);
                 return Err(e);
             }
         };
@@ -105,19 +145,6 @@ impl<S: Storage> Shard<S> {
         );
         self.blocks.push(block);
         self.blocks.sort_by_key(|b| b.meta().min_time);
-        self.head = Head::new();
-        self.flushes += 1;
-        if let (Some(seq), Some(wal)) = (cut, self.wal.as_mut()) {
-            let dir = layout::shard_wal_dir(&self.cfg.wal_root, self.cfg.shard as usize);
-            let flushed = checkpoint::Generation {
-                first_needed: seq,
-                block: Some(ulid),
-                next_ref: self.next_ref,
-            };
-            // Not `seq`: the segments of the last generations stay for a live backup.
-            let obsolete_below = checkpoint::record_flush_in(&self.storage, &dir, flushed)?;
-            wal.remove_before(obsolete_below)?;
-        }
         Ok(())
     }
 }

@@ -9,10 +9,12 @@
 //! - [`reshard`]: turning the WALs of a previous shard count into blocks on start.
 //! - [`writable`]: read-only faults, the operator's switch, resuming after a full disk,
 //!   and the head series bound.
+//! - [`admin`]: a live retention change, snapshots, the persisted read-only switch.
 //!
 //! **Architecture Invariant:** the loop handles one request at a time; appends that
 //! are waiting together share one WAL write and one sync (group commit).
 
+mod admin;
 mod append;
 mod damage;
 mod flush;
@@ -38,6 +40,7 @@ use crate::trace::{NO_ARGS, TraceArgs};
 use crate::wal::SyncMode;
 use crate::wal::writer::WalWriter;
 
+pub use admin::valid_snapshot_name;
 pub use open::{prepare_data_dir, prepare_data_dir_in};
 pub use reshard::migrate_wal;
 
@@ -107,6 +110,8 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) replay_duration: Duration,
     /// Compacted parents waiting out their grace period before deletion.
     pub(crate) retired: crate::compact::Retired,
+    /// Deleted data every read leaves out until `clean_tombstones` rewrites it away.
+    pub(crate) tombstones: crate::tombstones::Tombstones,
 }
 
 impl<S: Storage> std::fmt::Debug for Shard<S> {
@@ -148,6 +153,7 @@ impl<S: Storage> Shard<S> {
             wal_bytes: self.wal.as_ref().map(|w| w.size_bytes()).unwrap_or(0),
             read_only: self.refusal().map(|e| e.to_string()),
             read_only_cause: self.read_only_cause(),
+            read_only_persisted: self.writes.operator_persisted,
             wal_write_errors: self.writes.wal_write_errors,
             wal_fsync_errors: self.writes.wal_fsync_errors,
             head_chunks: self.head.num_chunks(),
@@ -337,12 +343,53 @@ impl<S: Storage> Shard<S> {
             ShardRequest::HeadStats { reply } => {
                 let _ = reply.send(Ok(self.head.postings_stats()));
             }
-            ShardRequest::SetReadOnly { reply } => {
+            ShardRequest::SetReadOnly { persist, reply } => {
                 self.set_read_only_by_operator();
-                let _ = reply.send(Ok(()));
+                let result = match persist {
+                    Some(json) => self.persist_read_only(&json),
+                    None => Ok(()),
+                };
+                let _ = reply.send(result);
             }
             ShardRequest::SetWritable { reply } => {
-                let _ = reply.send(self.set_writable().await);
+                let result = match self.clear_persisted_read_only() {
+                    Ok(()) => self.set_writable().await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            ShardRequest::SetRetention {
+                retention_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.set_retention(retention_ms));
+            }
+            ShardRequest::Snapshot {
+                name,
+                skip_head,
+                reply,
+            } => {
+                let _ = reply.send(self.snapshot(&name, skip_head).await);
+            }
+            ShardRequest::FinishSnapshot {
+                name,
+                complete,
+                reply,
+            } => {
+                let _ = reply.send(self.finish_snapshot(&name, complete));
+            }
+            ShardRequest::AddTombstones { entries, reply } => {
+                let _ = reply.send(self.add_tombstones(entries));
+            }
+            ShardRequest::Tombstones { reply } => {
+                let _ = reply.send(Ok(self.tombstone_list()));
+            }
+            ShardRequest::CleanTombstones { entries, reply } => {
+                let result = self.clean_tombstones(&entries).await;
+                let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
+            }
+            ShardRequest::DropTombstones { ids, reply } => {
+                let _ = reply.send(self.drop_tombstones(&ids));
             }
             ShardRequest::Dump { reply } => {
                 let _ = reply.send(Ok(self.dump(inbox)));
@@ -447,6 +494,13 @@ fn trace_name(req: &ShardRequest) -> Option<&'static str> {
         ShardRequest::SetReadOnly { .. } => "mesh: set read-only",
         ShardRequest::SetWritable { .. } => "mesh: set writable",
         ShardRequest::Dump { .. } => "mesh: dump",
+        ShardRequest::SetRetention { .. } => "mesh: set retention",
+        ShardRequest::Snapshot { .. } => "mesh: snapshot",
+        ShardRequest::FinishSnapshot { .. } => "mesh: finish snapshot",
+        ShardRequest::AddTombstones { .. } => "mesh: add tombstones",
+        ShardRequest::Tombstones { .. } => "mesh: tombstones",
+        ShardRequest::CleanTombstones { .. } => "mesh: clean tombstones",
+        ShardRequest::DropTombstones { .. } => "mesh: drop tombstones",
         ShardRequest::Shutdown { .. } => "mesh: shutdown",
     })
 }

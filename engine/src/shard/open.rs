@@ -330,7 +330,9 @@ impl<S: Storage> Shard<S> {
             .iter()
             .filter_map(|b| ulid::Ulid::from_string(&b.meta().ulid).ok())
             .max();
-        Ok(Shard {
+        let tombstones = crate::tombstones::Tombstones::load_in(&storage, &cfg.data_dir)?;
+        let mut shard = Shard {
+            tombstones,
             cfg,
             shared,
             storage,
@@ -350,6 +352,20 @@ impl<S: Storage> Shard<S> {
             trace: Default::default(),
             replay_duration,
             retired: Default::default(),
-        })
+        };
+        if shard.read_only_marker_present() {
+            shard.writes.operator_read_only = true;
+            shard.writes.operator_persisted = true;
+            if shard.cfg.shard == 0 {
+                let marker = layout::readonly_marker(&shard.cfg.data_dir);
+                tracing::warn!(
+                    marker = %marker.display(),
+                    cause = "operator",
+                    remedy = "POST /api/v1/admin/writable removes the marker",
+                    "the operator's read-only switch was persisted: every shard starts read-only"
+                );
+            }
+        }
+        Ok(shard)
     }
 }

@@ -42,7 +42,27 @@ impl<S: Storage> Shard<S> {
             }
         }
         parts.extend(self.head.select(matchers, min_time_ms, max_time_ms));
-        Ok(merge_series(parts))
+        let mut merged = merge_series(parts);
+        if !self.tombstones.is_empty() {
+            // Deleted samples go at once; their bytes go at `clean_tombstones`.
+            merged.retain_mut(|s| {
+                let deleted = self.tombstones.intervals(&s.labels);
+                crate::tombstones::filter_samples(&deleted, &mut s.samples);
+                !s.samples.is_empty()
+            });
+        }
+        Ok(merged)
+    }
+
+    /// Whether series `labels` has a sample in `[min, max]` that no tombstone deletes.
+    fn has_live_samples(&self, labels: &Labels, min_time_ms: i64, max_time_ms: i64) -> bool {
+        let matchers: Vec<Matcher> = labels
+            .iter()
+            .map(|l| Matcher::equal(l.name.clone(), l.value.clone()))
+            .collect();
+        // A read error answers "yes": the series is not hidden on a guess.
+        self.select(&matchers, min_time_ms, max_time_ms)
+            .map_or(true, |found| found.iter().any(|s| &s.labels == labels))
     }
 
     /// Label sets selected by any matcher set.
@@ -62,6 +82,16 @@ impl<S: Storage> Shard<S> {
                 );
             }
             out.extend(self.head.series_labels(matchers, min_time_ms, max_time_ms));
+        }
+        if !self.tombstones.is_empty() {
+            out.retain(|l| {
+                !self
+                    .tombstones
+                    .entries()
+                    .iter()
+                    .any(|t| t.applies(l, min_time_ms, max_time_ms))
+                    || self.has_live_samples(l, min_time_ms, max_time_ms)
+            });
         }
         out.into_iter().collect()
     }

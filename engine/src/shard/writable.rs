@@ -25,6 +25,9 @@ use crate::wal::record::SeriesRef;
 pub(crate) struct WriteState {
     /// The operator asked for read-only (`POST /api/v1/admin/readonly`).
     pub operator_read_only: bool,
+    /// The switch is persisted in `<data-dir>/READONLY` (set at open when the marker is
+    /// there, and by `?persist=true`); `/writable` removes it.
+    pub operator_persisted: bool,
     /// WAL writes that failed (ENOSPC, EIO, …), for metrics.
     pub wal_write_errors: u64,
     /// WAL fsyncs that failed, for metrics.

@@ -74,6 +74,9 @@ pub trait Storage: Clone + 'static {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Renames a file, or a directory to a name that does not exist.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes `to` (which must not exist) a second name of the file `from`: a hard
+    /// link, so both must be on one filesystem. Durable once `to`'s directory is synced.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Cuts a file to `len` bytes and syncs it.
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Syncs a directory, making the creates, renames and removes in it durable.

@@ -14,6 +14,7 @@ use crate::wire::json_lines;
 pub async fn export(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let p = params(ctx, req).await?;
     let mut sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
+    super::check_regex_matchers(ctx, &sets)?;
     if sets.is_empty() {
         // VictoriaMetrics exports everything when no match[] is given.
         sets.push(vec![

@@ -22,6 +22,7 @@ pub async fn series(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     let p = params(ctx, req).await?;
     let limit = limit_param(&p).map_err(ApiError::bad_data)?;
     let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
+    super::check_regex_matchers(ctx, &sets)?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
@@ -51,6 +52,7 @@ pub async fn labels(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     let start = time_param(&p, "start", MIN_TIME_MS).map_err(ApiError::bad_data)?;
     let end = time_param(&p, "end", MAX_TIME_MS).map_err(ApiError::bad_data)?;
     let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
+    super::check_regex_matchers(ctx, &sets)?;
     let mut names = ctx.mesh.label_names(&sets, start, end).await?;
     let warnings = truncate(&mut names, limit);
     Ok(success_json(
@@ -77,6 +79,7 @@ pub async fn label_values(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<
     let start = time_param(&p, "start", MIN_TIME_MS).map_err(ApiError::bad_data)?;
     let end = time_param(&p, "end", MAX_TIME_MS).map_err(ApiError::bad_data)?;
     let sets = matcher_sets(&p).map_err(ApiError::bad_data)?;
+    super::check_regex_matchers(ctx, &sets)?;
     let mut values = ctx.mesh.label_values(&name, &sets, start, end).await?;
     let warnings = truncate(&mut values, limit);
     Ok(success_json(

@@ -71,10 +71,24 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         "/api/v1/status/tsdb" if method == Method::GET => status::tsdb(ctx).await,
         "/api/v1/admin/flush" if method == Method::POST => admin::flush(ctx).await,
         "/api/v1/admin/compact" if method == Method::POST => admin::compact(ctx).await,
-        "/api/v1/admin/readonly" if method == Method::POST => admin::readonly(ctx).await,
+        "/api/v1/admin/readonly" if method == Method::POST => admin::readonly(ctx, req).await,
+        "/api/v1/admin/retention" if method == Method::POST => admin::retention(ctx, req).await,
+        "/api/v1/admin/snapshot" if method == Method::POST || method == Method::PUT => {
+            admin::snapshot(ctx, req).await
+        }
         "/api/v1/admin/writable" if method == Method::POST => admin::writable(ctx).await,
         "/debug/pprof/goroutine" if method == Method::GET => pprof::goroutine(ctx).await,
         "/debug/pprof/trace" if method == Method::GET => pprof::trace(ctx, &req).await,
+        "/api/v1/admin/tsdb/delete_series" | "/api/v1/admin/delete_series"
+            if method == Method::POST || method == Method::PUT =>
+        {
+            admin::delete_series(ctx, req).await
+        }
+        "/api/v1/admin/tsdb/clean_tombstones" | "/api/v1/admin/clean_tombstones"
+            if method == Method::POST || method == Method::PUT =>
+        {
+            admin::clean_tombstones(ctx).await
+        }
         "/api/v1/write"
         | "/write"
         | "/api/v2/write"
@@ -103,7 +117,13 @@ pub async fn route(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         | "/debug/pprof/profile"
         | "/debug/pprof/heap"
         | "/debug/pprof/goroutine"
-        | "/debug/pprof/trace" => Err(method_not_allowed(&method, &path)),
+        | "/debug/pprof/trace"
+        | "/api/v1/admin/retention"
+        | "/api/v1/admin/snapshot"
+        | "/api/v1/admin/tsdb/delete_series"
+        | "/api/v1/admin/delete_series"
+        | "/api/v1/admin/tsdb/clean_tombstones"
+        | "/api/v1/admin/clean_tombstones" => Err(method_not_allowed(&method, &path)),
         p if is_label_values(p) => Err(method_not_allowed(&method, &path)),
         _ => Err(ApiError::not_found(&path)),
     }
@@ -324,6 +344,28 @@ pub(crate) async fn params(ctx: &Ctx, req: Request<Incoming>) -> Result<Params, 
     } else {
         Ok(Params::parse(query.as_deref(), None))
     }
+}
+
+/// Refuses `match[]` sets holding more regex matchers together than
+/// `query.max_regex_matchers` (400, counted as `regex_matchers`), as a query is.
+pub(crate) fn check_regex_matchers(
+    ctx: &Ctx,
+    sets: &[Vec<tsdb_engine::model::Matcher>],
+) -> Result<(), ApiError> {
+    let found: usize = sets
+        .iter()
+        .map(|s| tsdb_engine::model::regex_matchers(s))
+        .sum();
+    let limit = ctx.query.max_regex_matchers;
+    if found > limit {
+        return Err(ApiError {
+            limit: Some(Limit::RegexMatchers.as_str()),
+            ..ApiError::bad_data(format!(
+                "match[] holds {found} regex matchers, more than the limit of {limit} (query.max_regex_matchers)"
+            ))
+        });
+    }
+    Ok(())
 }
 
 /// The current wall-clock time in milliseconds, for samples sent without a timestamp.

@@ -60,6 +60,7 @@ async fn read(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiEr
 /// Prometheus' block querier leaves them out), refused past the sample limit.
 async fn select(ctx: &Ctx, query: &Query) -> Result<Vec<SeriesData>, ApiError> {
     let matchers = remote_read::matchers(query)?;
+    super::check_regex_matchers(ctx, std::slice::from_ref(&matchers))?;
     // Prometheus' index intersects nothing for an empty matcher list: no series.
     if matchers.is_empty() {
         return Ok(Vec::new());

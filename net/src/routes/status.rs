@@ -60,7 +60,7 @@ pub fn runtimeinfo(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         ("GOMAXPROCS", shards),
         ("GOGC", string("")),
         ("GODEBUG", string("")),
-        ("storageRetention", string(&info.storage_retention)),
+        ("storageRetention", string(&info.retention.current())),
     ]);
     Ok(success_json(&data, &[]))
 }
@@ -120,6 +120,7 @@ fn shard_json(s: &ShardStatus) -> String {
         ("shard", s.shard.to_string()),
         ("readOnly", s.read_only_cause.is_some().to_string()),
         ("cause", or_null(s.read_only_cause.map(|c| c.as_str()))),
+        ("readOnlyPersisted", s.read_only_persisted.to_string()),
         ("reason", or_null(s.read_only.as_deref())),
         ("headSeries", s.head_series.to_string()),
         ("headSamples", s.head_samples.to_string()),
@@ -132,14 +133,33 @@ fn shard_json(s: &ShardStatus) -> String {
     ])
 }
 
-/// Every option and its effective value, as strings; keys sorted, as Go writes a map.
-pub fn flags(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    let map: serde_json::Map<String, serde_json::Value> = ctx
-        .info
-        .flags
+/// The flag and the YAML key of the one option an admin route changes live.
+const RETENTION_FLAG: &str = "retention";
+const RETENTION_KEY: &str = "storage.retention";
+
+/// `settings` with `key`'s value replaced by the retention in force.
+fn live(ctx: &Ctx, settings: &[(String, String)], key: &str) -> Vec<(String, String)> {
+    settings
         .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
+        .map(|(k, v)| {
+            let v = if k == key {
+                ctx.info.retention.current()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Every option and its effective value, as strings; keys sorted, as Go writes a map.
+/// The retention is the one in force (`POST /api/v1/admin/retention` changes it).
+pub fn flags(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        live(ctx, &ctx.info.flags, RETENTION_FLAG)
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
     Ok(success_json(
         &render::json_value(&serde_json::Value::Object(map)),
         &[],
@@ -148,7 +168,8 @@ pub fn flags(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 
 /// `{"yaml": …}`: the effective configuration as a YAML file that `--config` reads.
 pub fn config(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    let data = object(&[("yaml", string(&config_yaml(&ctx.info.config)))]);
+    let settings = live(ctx, &ctx.info.config, RETENTION_KEY);
+    let data = object(&[("yaml", string(&config_yaml(&settings)))]);
     Ok(success_json(&data, &[]))
 }
 

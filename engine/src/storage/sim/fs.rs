@@ -842,6 +842,18 @@ impl Storage for SimStorage {
         )
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut fs = self.fs.borrow_mut();
+        let ino = fs.lookup(from)?;
+        fs.file_mut(ino)?;
+        let (dir, name) = fs.parent(to)?;
+        if fs.dir(dir)?.live.contains_key(name) {
+            return Err(err(io::ErrorKind::AlreadyExists, "sim: link target exists"));
+        }
+        fs.meta_fault("link", to)?;
+        fs.dir_op(dir, DirOp::Link(name.to_string(), ino))
+    }
+
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut fs = self.fs.borrow_mut();
         let ino = fs.lookup(path)?;
