@@ -504,7 +504,7 @@ fn check_options(env: &Env, doc: &Doc, report: &mut Report, config_fences: &[&Fe
             "--wal-dir" => data.join("wal").display().to_string(),
             "--shards" => "2".into(),
             "--config" => config.display().to_string(),
-            _ if default.is_empty() => return None,
+            _ if default.is_empty() || default.starts_with("none") => return None,
             _ => default.to_string(),
         })
     };

@@ -154,7 +154,10 @@ async fn retention_value(ctx: &Ctx, req: Request<Incoming>) -> Result<String, Ap
     if let Some(v) = params.get("retention") {
         return Ok(v.to_string());
     }
-    if !is_form && !body.iter().all(u8::is_ascii_whitespace) {
+    // `curl -d '{"retention":"60d"}'` labels its JSON as a form: a body that opens
+    // an object is JSON whatever its content type says.
+    let json_like = body.trim_ascii_start().first() == Some(&b'{');
+    if json_like || (!is_form && !body.iter().all(u8::is_ascii_whitespace)) {
         #[derive(serde::Deserialize)]
         struct RetentionBody {
             retention: Option<String>,
