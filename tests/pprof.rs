@@ -85,7 +85,12 @@ struct Function {
 
 /// GETs `path` and returns the status, content type and raw body.
 fn get_bytes(server: &Server, path: &str) -> (u16, String, Vec<u8>) {
-    let mut r = agent().get(&server.url(path)).call().expect("GET");
+    get_url_bytes(&server.url(path))
+}
+
+/// GETs `url` and returns the status, content type and raw body.
+fn get_url_bytes(url: &str) -> (u16, String, Vec<u8>) {
+    let mut r = agent().get(url).call().expect("GET");
     let status = r.status().as_u16();
     let ct = r
         .headers()
@@ -222,23 +227,7 @@ fn cpu_profile_is_pprof_with_our_functions_and_runs_one_at_a_time() {
     }
     let writer = Writer::start(&server);
     let url = server.url("/debug/pprof/profile?seconds=2");
-    let first = std::thread::spawn(move || {
-        let mut r = agent().get(&url).call().unwrap();
-        let status = r.status().as_u16();
-        let ct = r
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(RESPONSE_BYTES_MAX)
-            .read_to_vec()
-            .unwrap();
-        (status, ct, body)
-    });
+    let first = std::thread::spawn(move || get_url_bytes(&url));
     std::thread::sleep(Duration::from_millis(500));
     let busy = assert_error(&server, "/debug/pprof/profile?seconds=1", 409);
     assert!(

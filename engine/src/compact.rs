@@ -188,7 +188,20 @@ pub(crate) fn write_merged(
     ulid: &str,
     parents: &[&Block],
 ) -> Result<Block> {
-    let series = merge(parents)?;
+    write_replacement(storage, data_dir, shard, ulid, parents, merge(parents)?)
+}
+
+/// Writes `series` as block `ulid` of `shard`, the replacement of `parents`: one level
+/// above the highest of them, listing all their sources and them as parents (so a
+/// start after a crash knows to delete them). Durable and opened when it returns.
+pub(crate) fn write_replacement(
+    storage: &impl Storage,
+    data_dir: &Path,
+    shard: u32,
+    ulid: &str,
+    parents: &[&Block],
+    series: Vec<SeriesChunks>,
+) -> Result<Block> {
     let level = parents
         .iter()
         .map(|b| b.meta().compaction.level)

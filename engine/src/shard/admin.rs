@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::Shard;
-use crate::block::{self, Block};
+use crate::block::Block;
 use crate::error::{IoContext, Result};
 use crate::layout;
 use crate::storage::Storage;
@@ -180,6 +180,8 @@ impl<S: Storage> Shard<S> {
         if !touched {
             return Ok(false);
         }
+        // Taken before the parents are borrowed; unused when nothing changes.
+        let new_ulid = self.next_block_ulid();
         let group = overlap_group(&self.blocks, ulid);
         let parents: Vec<&Block> = group.iter().filter_map(|&i| self.blocks.get(i)).collect();
         let (series, changed) =
@@ -187,38 +189,19 @@ impl<S: Storage> Shard<S> {
         if !changed {
             return Ok(false);
         }
-        let level = parents
-            .iter()
-            .map(|b| b.meta().compaction.level)
-            .max()
-            .unwrap_or(1)
-            + 1;
-        let mut sources: Vec<String> = parents
-            .iter()
-            .flat_map(|b| b.meta().compaction.sources.iter().cloned())
-            .collect();
-        sources.sort();
-        sources.dedup();
         let parent_ids: Vec<String> = parents.iter().map(|b| b.meta().ulid.clone()).collect();
         let bytes_before: u64 = parents.iter().map(|b| b.size_bytes()).sum();
         let replacement = if series.is_empty() {
             None
         } else {
-            let new_ulid = self.next_block_ulid();
-            let encoded = block::encode_block(
-                &new_ulid,
-                self.cfg.shard,
-                level,
-                sources,
-                parent_ids.clone(),
-                series,
-            );
-            let path = block::write_block_dir_in(
+            Some(crate::compact::write_replacement(
                 &self.storage,
-                &layout::blocks_dir(&self.cfg.data_dir),
-                &encoded,
-            )?;
-            Some(Block::open_in(&self.storage, &path)?)
+                &self.cfg.data_dir,
+                self.cfg.shard,
+                &new_ulid,
+                &parents,
+                series,
+            )?)
         };
         let bytes_after = replacement.as_ref().map_or(0, Block::size_bytes);
         let new_ulid = replacement.as_ref().map(|r| r.meta().ulid.clone());

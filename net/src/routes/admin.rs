@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use tsdb_engine::Error as EngineError;
 
 use crate::http::{ApiError, Body, no_content, success_json};
@@ -143,12 +143,7 @@ pub async fn retention(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Bod
 /// The `retention` of the query string, a form body or a JSON body.
 async fn retention_value(ctx: &Ctx, req: Request<Incoming>) -> Result<String, ApiError> {
     let query = req.uri().query().map(str::to_string);
-    let is_form = req.method() == Method::POST
-        && req
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form = super::is_form_post(&req);
     let body = read_body(ctx, req).await?;
     let params = Params::parse(query.as_deref(), is_form.then_some(&body[..]));
     if let Some(v) = params.get("retention") {

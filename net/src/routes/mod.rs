@@ -329,15 +329,20 @@ pub(crate) fn appended(ctx: &Ctx, outcome: AppendOutcome) -> Result<Response<Bod
     })
 }
 
-/// The request's parameters: query string, plus the body for form-encoded POSTs.
-pub(crate) async fn params(ctx: &Ctx, req: Request<Incoming>) -> Result<Params, ApiError> {
-    let query = req.uri().query().map(str::to_string);
-    let is_form = req.method() == Method::POST
+/// Whether a request is a POST with a form-encoded body.
+pub(crate) fn is_form_post(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST
         && req
             .headers()
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The request's parameters: query string, plus the body for form-encoded POSTs.
+pub(crate) async fn params(ctx: &Ctx, req: Request<Incoming>) -> Result<Params, ApiError> {
+    let query = req.uri().query().map(str::to_string);
+    let is_form = is_form_post(&req);
     if is_form {
         let body = read_body(ctx, req).await?;
         Ok(Params::parse(query.as_deref(), Some(&body)))
