@@ -427,7 +427,18 @@ async fn handle(
             "audit"
         );
     }
+    // What the request did, for `jq 'select(.operation == "write")'` at debug level.
+    let operation = if routes::is_ingest(&path) {
+        "write"
+    } else if QueryRoute::from_path(&path).is_some() {
+        "query"
+    } else if admin {
+        "admin"
+    } else {
+        "read"
+    };
     tracing::debug!(
+        operation,
         method = %method,
         path = %path,
         status = resp.status().as_u16(),
