@@ -170,6 +170,15 @@ fn compaction_merges_adjacent_blocks_and_keeps_every_sample() {
     // backup copy running meanwhile finds them whole.
     assert_eq!(blocks.len(), 4, "{blocks:?}");
     assert_eq!(points(&s.export("c")[0]), expected);
+    // The merge is counted, and timed.
+    let (_, text) = s.get("/metrics");
+    for line in [
+        "tsdb_compactions_total 1",
+        "tsdb_compaction_duration_seconds_count{shard=\"0\"} 1",
+        "tsdb_compaction_duration_seconds_bucket{shard=\"0\",le=\"+Inf\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
     s.assert_no_unexpected_warnings(&[]);
     // A restart ends the grace period: the merged block replaces its parents.
     let (status, _) = s.terminate();

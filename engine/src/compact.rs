@@ -177,6 +177,10 @@ pub fn by_age<'a>(blocks: impl IntoIterator<Item = &'a Block>) -> Vec<&'a Block>
     out
 }
 
+/// Upper bounds of a shard's compaction durations (`tsdb_compaction_duration_seconds`),
+/// seconds; `+Inf` is implied.
+pub const COMPACTION_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0];
+
 /// Writes the merge of `parents` as block `ulid` of `shard` into `data_dir`'s
 /// `blocks/` (temp dir, fsync, rename, fsync) and opens it: the step the server's
 /// compaction and `tsdb compact` share. The parents are untouched; the caller retires
@@ -290,6 +294,8 @@ impl<S: Storage> Shard<S> {
             self.retired.add(b.dir().to_path_buf(), now);
         }
         self.compactions += 1;
+        let took = self.clock.monotonic().saturating_sub(started);
+        self.compaction_durations.observe(took);
         tracing::info!(
             shard = self.cfg.shard,
             block = %ulid,
@@ -297,7 +303,7 @@ impl<S: Storage> Shard<S> {
             parents = ?parent_ids,
             series = stats.num_series,
             samples = stats.num_samples,
-            duration_ms = self.clock.monotonic().saturating_sub(started).as_millis() as u64,
+            duration_ms = took.as_millis() as u64,
             "compacted blocks"
         );
         Ok(true)

@@ -18,6 +18,7 @@ pub mod compact_offline;
 pub mod error;
 pub mod fuzz;
 pub mod head;
+pub mod histogram;
 pub mod layout;
 pub mod limits;
 pub mod mesh;

@@ -51,6 +51,8 @@ pub struct ShardStatus {
     pub samples_appended: u64,
     pub flushes: u64,
     pub compactions: u64,
+    /// How long its compactions took.
+    pub compaction_durations: crate::histogram::DurationHistogram,
     /// Tasks the shard runs on its core: its event loop and its tickers.
     pub tasks: u64,
     /// How long the shard's WAL replay took when it opened.

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tsdb_engine::ReadOnlyCause;
+use tsdb_engine::histogram::DurationHistogram;
 use tsdb_engine::mesh::ShardStatus;
-use tsdb_engine::wal::writer::FSYNC_BUCKETS;
 
 use crate::auth::AuthFailure;
 use crate::limits::Limit;
@@ -580,46 +580,20 @@ fn render_shards(out: &mut String, shards: &[ShardStatus]) {
             secs,
         );
     }
-    family(
+    per_shard_histogram(
         out,
+        shards,
         "tsdb_wal_fsync_duration_seconds",
-        "histogram",
         "How long a shard's WAL fdatasyncs took.",
+        &|s| &s.wal_fsync,
     );
-    for s in shards {
-        let shard = s.shard.to_string();
-        let f = &s.wal_fsync;
-        let mut cumulative = 0;
-        for (le, n) in FSYNC_BUCKETS.iter().zip(f.buckets) {
-            cumulative += n;
-            let le = le.to_string();
-            sample(
-                out,
-                "tsdb_wal_fsync_duration_seconds_bucket",
-                &[("shard", &shard), ("le", &le)],
-                cumulative,
-            );
-        }
-        let shard_label = [("shard", shard.as_str())];
-        sample(
-            out,
-            "tsdb_wal_fsync_duration_seconds_bucket",
-            &[("shard", &shard), ("le", "+Inf")],
-            f.count,
-        );
-        sample(
-            out,
-            "tsdb_wal_fsync_duration_seconds_sum",
-            &shard_label,
-            f.sum.as_secs_f64(),
-        );
-        sample(
-            out,
-            "tsdb_wal_fsync_duration_seconds_count",
-            &shard_label,
-            f.count,
-        );
-    }
+    per_shard_histogram(
+        out,
+        shards,
+        "tsdb_compaction_duration_seconds",
+        "How long a shard's compactions (merges of blocks into one) took.",
+        &|s| &s.compaction_durations,
+    );
     // Process-wide totals: left without a sample while the shards replay their WAL.
     let total =
         |out: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&ShardStatus) -> u64| {
@@ -663,6 +637,37 @@ fn render_shards(out: &mut String, shards: &[ShardStatus]) {
         "Compactions (blocks merged into one) since start, over every shard.",
         &|s| s.compactions,
     );
+}
+
+/// One histogram family with a `shard` label, from each shard's counts.
+fn per_shard_histogram(
+    out: &mut String,
+    shards: &[ShardStatus],
+    name: &str,
+    help: &str,
+    get: &dyn Fn(&ShardStatus) -> &DurationHistogram,
+) {
+    family(out, name, "histogram", help);
+    let bucket = format!("{name}_bucket");
+    for s in shards {
+        let shard = s.shard.to_string();
+        let h = get(s);
+        let mut cumulative = 0;
+        for (le, n) in h.bounds.iter().zip(&h.buckets) {
+            cumulative += n;
+            let le = le.to_string();
+            sample(out, &bucket, &[("shard", &shard), ("le", &le)], cumulative);
+        }
+        sample(out, &bucket, &[("shard", &shard), ("le", "+Inf")], h.count);
+        let shard_label = [("shard", shard.as_str())];
+        sample(
+            out,
+            &format!("{name}_sum"),
+            &shard_label,
+            h.sum.as_secs_f64(),
+        );
+        sample(out, &format!("{name}_count"), &shard_label, h.count);
+    }
 }
 
 /// The exposition of [`Metrics::render`] as OpenMetrics 1.0 text: a counter family is

@@ -99,6 +99,8 @@ pub struct Shard<S: Storage = DiskStorage> {
     pub(crate) samples_appended: u64,
     pub(crate) flushes: u64,
     pub(crate) compactions: u64,
+    /// How long each compaction took (buckets of [`crate::compact::COMPACTION_BUCKETS`]).
+    pub(crate) compaction_durations: crate::histogram::DurationHistogram,
     /// Tasks this shard runs on its core: its event loop and its tickers (0 until
     /// [`Shard::run`] starts them).
     pub(crate) tasks: u64,
@@ -160,13 +162,16 @@ impl<S: Storage> Shard<S> {
             samples_appended: self.samples_appended,
             flushes: self.flushes,
             compactions: self.compactions,
+            compaction_durations: self.compaction_durations.clone(),
             tasks: self.tasks,
             wal_replay_duration: self.replay_duration,
             wal_fsync: self
                 .wal
                 .as_ref()
                 .map(|w| w.fsync_stats().clone())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| {
+                    crate::wal::writer::FsyncStats::new(&crate::wal::writer::FSYNC_BUCKETS)
+                }),
         }
     }
 

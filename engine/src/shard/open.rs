@@ -347,6 +347,9 @@ impl<S: Storage> Shard<S> {
             samples_appended: 0,
             flushes: 0,
             compactions: 0,
+            compaction_durations: crate::histogram::DurationHistogram::new(
+                &crate::compact::COMPACTION_BUCKETS,
+            ),
             tasks: 0,
             task_names: Vec::new(),
             trace: Default::default(),

@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
 
 use super::SyncMode;
 use super::checkpoint::sync_dir;
@@ -25,28 +24,8 @@ pub const FSYNC_BUCKETS: [f64; 12] = [
 ];
 
 /// How long the writer's fdatasyncs took (those of [`WalWriter::sync`]), for
-/// `tsdb_wal_fsync_duration_seconds`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FsyncStats {
-    /// Syncs per bucket of [`FSYNC_BUCKETS`] (not cumulative); slower ones only in
-    /// `count`.
-    pub buckets: [u64; FSYNC_BUCKETS.len()],
-    pub count: u64,
-    pub sum: Duration,
-}
-
-impl FsyncStats {
-    fn observe(&mut self, took: Duration) {
-        let secs = took.as_secs_f64();
-        if let Some(i) = FSYNC_BUCKETS.iter().position(|&le| secs <= le)
-            && let Some(b) = self.buckets.get_mut(i)
-        {
-            *b += 1;
-        }
-        self.count += 1;
-        self.sum += took;
-    }
-}
+/// `tsdb_wal_fsync_duration_seconds`; buckets of [`FSYNC_BUCKETS`].
+pub type FsyncStats = crate::histogram::DurationHistogram;
 
 pub struct WalWriter<S: Storage> {
     storage: S,
@@ -108,7 +87,7 @@ impl<S: Storage> WalWriter<S> {
             poisoned: None,
             size_bytes: existing_bytes + segment::HEADER_BYTES as u64,
             clock: None,
-            fsync: FsyncStats::default(),
+            fsync: FsyncStats::new(&FSYNC_BUCKETS),
         })
     }
 
