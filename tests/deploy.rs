@@ -4,7 +4,8 @@
 //! what a running tsdb accepts and serves; promtool accepts the Prometheus config and
 //! rules, and every metric the rules use is in a live scrape; `systemd-analyze verify`
 //! accepts the unit without a warning; the Grafana dashboard's expressions parse and
-//! use only metrics a live scrape has.
+//! use only metrics a live scrape has. The Kubernetes objects' schema (API types, unknown
+//! keys, selectors, references) is checked offline by `tests/k8s_schema.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
