@@ -33,8 +33,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use common::tls::{self_signed, trusting};
 use common::{Server, bare_command, run_to_exit};
 
 const SEED: &str = "002_550f756f6e3f773f.txt";
@@ -149,19 +149,15 @@ struct Env {
 impl Env {
     fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
-        let cert = params.self_signed(&key).unwrap();
+        let (cert_pem, key_pem) = self_signed("tsdb");
         let (cert_path, key_path) = (root.path().join("cert.pem"), root.path().join("key.pem"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::write(&cert_path, &cert_pem).unwrap();
+        std::fs::write(&key_path, key_pem).unwrap();
         Env {
             root,
             cert: cert_path,
             key: key_path,
-            cert_pem: cert.pem(),
+            cert_pem,
         }
     }
 
@@ -193,21 +189,6 @@ impl Env {
             _ => format!("{name}={value}"),
         }
     }
-}
-
-/// An agent trusting the test certificate.
-fn trusting(cert_pem: &str) -> ureq::Agent {
-    let cert = ureq::tls::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
-                .build(),
-        )
-        .build()
-        .into()
 }
 
 /// Starts `tsdb` with `args` (already rewritten) and `vars`, waits for ready, stops it.

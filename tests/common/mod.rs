@@ -12,6 +12,7 @@
 
 pub mod load;
 pub mod metrics;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
