@@ -127,6 +127,17 @@ struct Credential {
     sha256: [u8; 32],
 }
 
+impl Credential {
+    /// Who a request that presented this credential by `scheme` comes from.
+    fn identity(&self, scheme: &'static str) -> Identity {
+        Identity {
+            name: self.name.clone(),
+            role: self.role,
+            scheme,
+        }
+    }
+}
+
 /// The loaded auth file.
 #[derive(Debug)]
 pub struct Auth {
@@ -173,11 +184,7 @@ impl Auth {
             let hash = sha256(value.as_bytes());
             let found = find(&self.tokens, &hash, |_| true);
             return found
-                .map(|c| Identity {
-                    name: c.name.clone(),
-                    role: c.role,
-                    scheme: "bearer",
-                })
+                .map(|c| c.identity("bearer"))
                 .ok_or(AuthFailure::Invalid);
         }
         if scheme.eq_ignore_ascii_case("basic") {
@@ -190,11 +197,7 @@ impl Auth {
             let hash = sha256(password.as_bytes());
             let found = find(&self.users, &hash, |c| c.name == user);
             return found
-                .map(|c| Identity {
-                    name: c.name.clone(),
-                    role: c.role,
-                    scheme: "basic",
-                })
+                .map(|c| c.identity("basic"))
                 .ok_or(AuthFailure::Invalid);
         }
         Err(AuthFailure::Invalid)
