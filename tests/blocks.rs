@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, points, remote_write_body};
+use common::{Server, now_ms, points, remote_write_body};
 
 fn block_dirs(data: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(data.join("blocks"))
@@ -24,13 +24,6 @@ fn block_dirs(data: &Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use common::{Server, bare_command};
+use common::{Server, bare_command, now_ms};
 
 /// `tsdb <args>` run to exit: (status, stdout, stderr).
 fn tsdb(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -37,13 +37,6 @@ fn output(mut cmd: Command) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// JSON lines of `n` series `cli_test{i="…"}` with three samples each.

@@ -394,17 +394,8 @@ fn start_and_stop(args: &[String], vars: &[(String, String)], cwd: &Path) -> Res
     for (k, v) in vars {
         cmd.env(k, v);
     }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let s = Server::start_cmd(cmd, cwd);
-        let output = s.output();
-        let (status, _) = s.terminate();
-        (status, output)
-    }));
-    match result {
-        Ok((status, _)) if status.success() => Ok(()),
-        Ok((status, out)) => Err(format!("tsdb {args:?} {vars:?}: {status}\n{out}")),
-        Err(_) => Err(format!("tsdb {args:?} {vars:?} did not start (see above)")),
-    }
+    common::start_and_stop(cmd, cwd, common::agent(), "http")
+        .map_err(|e| format!("tsdb {args:?} {vars:?}: {e}"))
 }
 
 /// A `tsdb-start` fence as (args, vars), with the test's listen address.

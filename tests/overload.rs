@@ -93,6 +93,17 @@ fn influx_lines(host: &str, first: i64, n: i64) -> String {
     out
 }
 
+/// The limits one request can hit, each hit once by the test below.
+const REQUEST_LIMITS: [&str; 7] = [
+    "body_size",
+    "decoded_body_size",
+    "series_per_request",
+    "labels_per_series",
+    "label_name_length",
+    "label_value_length",
+    "query_samples",
+];
+
 #[test]
 fn every_request_limit_answers_with_its_name_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,15 +119,7 @@ fn every_request_limit_answers_with_its_name_and_is_counted() {
         ],
     );
     let before = s.metrics();
-    for l in [
-        "body_size",
-        "decoded_body_size",
-        "series_per_request",
-        "labels_per_series",
-        "label_name_length",
-        "label_value_length",
-        "query_samples",
-    ] {
+    for l in REQUEST_LIMITS {
         assert_eq!(before.limit_hits(l), 0.0, "{l}");
     }
     let refuse = |status: u16, path: &str, body: &[u8], words: &str| {
@@ -171,15 +174,7 @@ fn every_request_limit_answers_with_its_name_and_is_counted() {
     assert_eq!(status, 422, "{resp}");
 
     let after = s.metrics();
-    for l in [
-        "body_size",
-        "decoded_body_size",
-        "series_per_request",
-        "labels_per_series",
-        "label_name_length",
-        "label_value_length",
-        "query_samples",
-    ] {
+    for l in REQUEST_LIMITS {
         assert_eq!(after.limit_hits(l), 1.0, "{l}:\n{}", after.text);
     }
     assert_eq!(

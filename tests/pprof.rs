@@ -83,6 +83,14 @@ struct Function {
     name: i64,
 }
 
+/// The names of a profile's sample types, in order.
+fn sample_types(p: &Profile) -> Vec<&str> {
+    p.sample_type
+        .iter()
+        .map(|t| p.string_table[t.r#type as usize].as_str())
+        .collect()
+}
+
 /// GETs `path` and returns the status, content type and raw body.
 fn get_bytes(server: &Server, path: &str) -> (u16, String, Vec<u8>) {
     get_url_bytes(&server.url(path))
@@ -240,12 +248,7 @@ fn cpu_profile_is_pprof_with_our_functions_and_runs_one_at_a_time() {
     assert_eq!(ct, "application/octet-stream");
     assert!(writes > 0);
     let p = decode_profile(&body);
-    let types: Vec<&str> = p
-        .sample_type
-        .iter()
-        .map(|t| p.string_table[t.r#type as usize].as_str())
-        .collect();
-    assert_eq!(types, ["samples", "cpu"]);
+    assert_eq!(sample_types(&p), ["samples", "cpu"]);
     assert!(p.period > 0 && p.period_type.is_some());
     assert_eq!(p.duration_nanos, 2_000_000_000);
     assert!(!p.sample.is_empty(), "no samples under load");
@@ -416,12 +419,7 @@ fn heap_profile_is_pprof_with_live_bytes() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(ct, "application/octet-stream");
     let p = decode_profile(&body);
-    let types: Vec<&str> = p
-        .sample_type
-        .iter()
-        .map(|t| p.string_table[t.r#type as usize].as_str())
-        .collect();
-    assert_eq!(types, ["inuse_objects", "inuse_space"]);
+    assert_eq!(sample_types(&p), ["inuse_objects", "inuse_space"]);
     assert_eq!(p.period, 1 << 19, "one sample per 512 KiB");
     assert!(!p.sample.is_empty() && !p.location.is_empty());
     let inuse_bytes: i64 = p.sample.iter().map(|s| s.value[1]).sum();

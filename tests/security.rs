@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::metrics::Scrape;
 use common::tls::{self_signed, trusting};
-use common::{Server, run_to_exit};
+use common::{Server, now_ms, run_to_exit};
 
 fn sighup(s: &Server) {
     let pid = nix::unistd::Pid::from_raw(s.pid() as i32);
@@ -61,13 +61,6 @@ fn scrape(agent: &ureq::Agent, s: &Server, auth: Option<&str>) -> Scrape {
     let (status, _, body) = call(agent, &s.url("/metrics"), "GET", auth, b"");
     assert_eq!(status, 200, "{body}");
     Scrape::parse(&body)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 fn write_files(dir: &Path, cert: &str, key: &str) {

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::tls::{self_signed, trusting};
-use common::{Server, bare_command, run_to_exit};
+use common::{Server, bare_command, now_ms, run_to_exit};
 
 const SEED: &str = "002_550f756f6e3f773f.txt";
 
@@ -176,17 +176,12 @@ impl Env {
     /// One argument of the guide as it is run here: loopback for its addresses, the
     /// scratch `data` for its data dirs, the test certificate for its PEM paths.
     fn rewrite(&self, arg: &str, data: &Path) -> String {
-        let (name, value) = match arg.split_once('=') {
-            Some((n, v)) => (n, v),
-            None => return arg.to_string(),
-        };
-        match name {
-            "--listen" => "--listen=127.0.0.1:0".to_string(),
-            "--data-dir" => format!("--data-dir={}", data.display()),
-            "--tls-cert" => format!("--tls-cert={}", self.cert.display()),
-            "--tls-key" => format!("--tls-key={}", self.key.display()),
-            "--config" => arg.to_string(),
-            _ => format!("{name}={value}"),
+        match arg.split_once('=').map(|(name, _)| name) {
+            Some("--listen") => "--listen=127.0.0.1:0".to_string(),
+            Some("--data-dir") => format!("--data-dir={}", data.display()),
+            Some("--tls-cert") => format!("--tls-cert={}", self.cert.display()),
+            Some("--tls-key") => format!("--tls-key={}", self.key.display()),
+            _ => arg.to_string(),
         }
     }
 }
@@ -209,22 +204,12 @@ fn start_and_stop(env: &Env, args: &[String], vars: &[(String, String)]) -> Opti
         cmd.arg(format!("--data-dir={}", data.display()));
     }
     cmd.envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let tls = args.iter().any(|a| a.starts_with("--tls-cert"));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let s = if tls {
-            Server::start_with(cmd, &data, trusting(&env.cert_pem), "https")
-        } else {
-            Server::start_cmd(cmd, &data)
-        };
-        let (status, _) = s.get("/-/healthy");
-        let (exit, out) = s.terminate();
-        (status, exit, out)
-    }));
-    match result {
-        Ok((200, exit, _)) if exit.success() => None,
-        Ok((status, exit, out)) => Some(format!("health {status}, exit {exit}: {out}")),
-        Err(_) => Some("did not start (see the panic above)".to_string()),
-    }
+    let (agent, scheme) = if args.iter().any(|a| a.starts_with("--tls-cert")) {
+        (trusting(&env.cert_pem), "https")
+    } else {
+        (common::agent(), "http")
+    };
+    common::start_and_stop(cmd, &data, agent, scheme).err()
 }
 
 #[test]
@@ -353,24 +338,25 @@ fn the_given_operations_guide_works_with_tsdb() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert!(!exports.is_empty(), "the guide's export lines");
+    // The guide's variables as they are run here: loopback, and a scratch data dir.
+    let export_vars = |data: &Path| -> Vec<(String, String)> {
+        exports
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "TSDB_LISTEN" => (k.clone(), "127.0.0.1:0".to_string()),
+                "TSDB_DATA_DIR" => (k.clone(), data.display().to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    };
 
-    let mut started_plain = false;
     for words in &tsdb_commands {
         let shown = format!("tsdb {}", words.join(" "));
         match words.first().map(String::as_str) {
             Some("start") if words.get(1).map(String::as_str) == Some("[options]") => {}
-            Some("start") if words.len() == 1 && !started_plain => {
+            Some("start") if words.len() == 1 => {
                 // The bare `tsdb start` after the guide's `export` lines.
-                started_plain = true;
-                let data = env.fresh("env");
-                let vars: Vec<(String, String)> = exports
-                    .iter()
-                    .map(|(k, v)| match k.as_str() {
-                        "TSDB_LISTEN" => (k.clone(), "127.0.0.1:0".to_string()),
-                        "TSDB_DATA_DIR" => (k.clone(), data.display().to_string()),
-                        _ => (k.clone(), v.clone()),
-                    })
-                    .collect();
+                let vars = export_vars(&env.fresh("env"));
                 report.item(
                     "CLI commands",
                     &shown,
@@ -400,15 +386,7 @@ fn the_given_operations_guide_works_with_tsdb() {
     {
         let data = env.fresh("vars");
         let mut cmd = bare_command();
-        cmd.arg("start");
-        for (k, v) in &exports {
-            let v = match k.as_str() {
-                "TSDB_LISTEN" => "127.0.0.1:0".to_string(),
-                "TSDB_DATA_DIR" => data.display().to_string(),
-                _ => v.clone(),
-            };
-            cmd.env(k, v);
-        }
+        cmd.arg("start").envs(export_vars(&data));
         let s = Server::start_cmd(cmd, &data);
         let flags = s.api("/api/v1/status/flags");
         for (k, v) in &exports {
@@ -622,11 +600,4 @@ fn the_given_operations_guide_works_with_tsdb() {
         "the guide does not work as written:\n{}",
         report.problems.join("\n")
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }

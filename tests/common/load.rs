@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{Server, agent, remote_write_body};
+use super::{Server, agent, now_ms, remote_write_body};
 
 /// The metric every load series carries.
 pub const METRIC: &str = "load";
@@ -72,13 +72,6 @@ pub struct CheckReport {
     /// Samples attempted but not acknowledged that are there anyway (allowed: the
     /// server may have written them before it died).
     pub unacked_present: u64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// The value of sample `seq` of series `k` of writer `w`: exact in an f64 and unique

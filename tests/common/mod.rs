@@ -295,6 +295,36 @@ impl Drop for Server {
     }
 }
 
+/// Starts `cmd` as a server (talking `scheme` through `agent`), asks `/-/healthy`, and
+/// stops it with SIGTERM: why not, when it does not start, is not healthy or does not
+/// exit cleanly.
+pub fn start_and_stop(
+    cmd: Command,
+    data_dir: &Path,
+    agent: ureq::Agent,
+    scheme: &'static str,
+) -> Result<(), String> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let s = Server::start_with(cmd, data_dir, agent, scheme);
+        let (health, _) = s.get("/-/healthy");
+        let (status, out) = s.terminate();
+        (health, status, out)
+    }));
+    match result {
+        Ok((200, status, _)) if status.success() => Ok(()),
+        Ok((health, status, out)) => Err(format!("/-/healthy {health}, exit {status}:\n{out}")),
+        Err(_) => Err("did not start (see the panic above)".to_string()),
+    }
+}
+
+/// Wall-clock time, unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Runs `tsdb` to completion with `args` and returns (exit code, stdout+stderr).
 pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
     let mut child = cmd.spawn().expect("spawn tsdb");
