@@ -15,6 +15,16 @@ pub const COMPACTION_RANGES_MS: [i64; 4] = [
 /// Samples per head chunk before it is sealed (Prometheus' 120 keeps decode cheap).
 pub const CHUNK_SAMPLES_MAX: usize = 120;
 
+/// Chunk records of one block read that lie at most this many bytes apart are fetched
+/// with one positioned read: copying a few KiB from the page cache costs less than the
+/// system call saved.
+pub const BLOCK_READ_GAP_BYTES_MAX: u64 = 4096;
+
+/// The largest such merged read, bounding the buffer one block read holds at once.
+pub const BLOCK_READ_SPAN_BYTES_MAX: u64 = 1 << 20;
+
+const _: () = assert!(BLOCK_READ_GAP_BYTES_MAX < BLOCK_READ_SPAN_BYTES_MAX);
+
 /// Requests waiting in one shard's inbox; a full inbox makes senders wait (backpressure).
 pub const SHARD_INBOX_CAPACITY: usize = 1024;
 

@@ -5,7 +5,7 @@
 //! **Architecture Invariant:** a shard's state is touched only by its own core; other
 //! cores send it a [`ShardRequest`] and await the reply.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::cardinality::{Cardinality, HeadPostings};
@@ -312,32 +312,50 @@ impl Mesh {
                 reply,
             })
             .await?;
-        Ok(merge_series(self.owner_last(parts)))
+        Ok(self.merge_owner_last(parts))
     }
 
-    /// Every shard's answer in one list, each series' part from its owner shard last.
+    /// Every shard's answer merged into one list sorted by labels, each series' part
+    /// from its owner shard last.
     ///
     /// After a shard-count change a series can come from two shards: from a block of
     /// the old layout on one, and from the head and newer blocks of its owner. Both are
     /// merged by timestamp, and where both hold a timestamp the owner's sample wins
     /// ([`merge_series`] keeps the last), as the sample written last does on one shard:
-    /// every write since the change went to the owner.
-    fn owner_last(&self, parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
+    /// every write since the change went to the owner. Only a label set answered by
+    /// more than one shard needs its owner computed.
+    fn merge_owner_last(&self, parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
         if parts.len() <= 1 {
-            return parts.into_iter().flatten().collect();
+            return merge_series(parts.into_iter().flatten());
         }
-        let (mut others, mut owned) = (Vec::new(), Vec::new());
-        for (shard, part) in parts.into_iter().enumerate() {
-            for s in part {
-                if self.shard_of(&s.labels) == shard {
-                    owned.push(s);
-                } else {
-                    others.push(s);
-                }
+        let mut all: Vec<(usize, SeriesData)> = parts
+            .into_iter()
+            .enumerate()
+            .flat_map(|(shard, part)| part.into_iter().map(move |s| (shard, s)))
+            .collect();
+        // Each shard's answer is sorted, so this merges a few sorted runs.
+        all.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
+        let mut out: Vec<SeriesData> = Vec::with_capacity(all.len());
+        let mut all = all.into_iter().peekable();
+        while let Some((shard, first)) = all.next() {
+            let Some((_, next)) = all.peek() else {
+                out.push(first);
+                break;
+            };
+            if next.labels != first.labels {
+                out.push(first);
+                continue;
             }
+            let mut run = vec![(shard, first)];
+            while let Some(part) = all.next_if(|(_, s)| s.labels == run[0].1.labels) {
+                run.push(part);
+            }
+            let owner = self.shard_of(&run[0].1.labels);
+            // Stable: the owner's part goes last, the others keep their order.
+            run.sort_by_key(|(shard, _)| *shard == owner);
+            out.extend(merge_sorted(run.into_iter().map(|(_, s)| s).collect()));
         }
-        others.extend(owned);
-        others
+        out
     }
 
     /// Label sets selected by any of `matcher_sets`, sorted and unique.
@@ -594,23 +612,41 @@ fn sorted_union<T: Ord>(parts: Vec<Vec<T>>) -> Vec<T> {
 }
 
 /// Merges series from several sources (shards, blocks, head) by label set; samples of
-/// the same series are merged and deduplicated by timestamp.
+/// the same series are merged and deduplicated by timestamp, the sample of the source
+/// that comes last winning. Sorted by labels.
 pub fn merge_series(parts: impl IntoIterator<Item = SeriesData>) -> Vec<SeriesData> {
-    let mut by_labels: BTreeMap<Labels, (Vec<crate::model::Sample>, usize)> = BTreeMap::new();
-    for s in parts {
-        let e = by_labels.entry(s.labels).or_default();
-        e.0.extend(s.samples);
-        e.1 += 1;
-    }
-    by_labels
-        .into_iter()
-        .map(|(labels, (mut samples, sources))| {
-            if sources > 1 {
-                sort_dedup(&mut samples);
+    let mut all: Vec<SeriesData> = parts.into_iter().collect();
+    // Stable, so parts of one label set keep their sources' order; sources that are
+    // each sorted already (a block's series, a shard's answer) are merged as runs.
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    merge_sorted(all)
+}
+
+/// Merges neighbours with equal labels of a list sorted by labels, keeping the later
+/// one's sample of a shared timestamp.
+fn merge_sorted(all: Vec<SeriesData>) -> Vec<SeriesData> {
+    let mut out: Vec<SeriesData> = Vec::with_capacity(all.len());
+    // Whether the last series of `out` was assembled from several parts.
+    let mut joined = false;
+    for s in all {
+        match out.last_mut() {
+            Some(last) if last.labels == s.labels => {
+                last.samples.extend(s.samples);
+                joined = true;
             }
-            SeriesData { labels, samples }
-        })
-        .collect()
+            _ => {
+                if joined && let Some(last) = out.last_mut() {
+                    sort_dedup(&mut last.samples);
+                }
+                joined = false;
+                out.push(s);
+            }
+        }
+    }
+    if joined && let Some(last) = out.last_mut() {
+        sort_dedup(&mut last.samples);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -643,7 +679,7 @@ mod tests {
             let mut parts = vec![Vec::new(), Vec::new()];
             parts[owner].push(part(2.0, &[2, 3]));
             parts[1 - owner].push(part(1.0, &[1, 2]));
-            let merged = merge_series(mesh.owner_last(parts));
+            let merged = mesh.merge_owner_last(parts);
             assert_eq!(merged.len(), 1);
             let got: Vec<(i64, f64)> = merged[0]
                 .samples

@@ -5,6 +5,7 @@
 //! network boundary.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that carries a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -57,8 +58,12 @@ impl fmt::Display for LabelsError {
 impl std::error::Error for LabelsError {}
 
 /// A sorted, deduplicated label set without empty values.
+///
+/// Shared, not copied: a query hands one series' labels from the block or head
+/// through the shard merge, the mesh and every evaluator step, so a clone is a
+/// reference count, not a string copy per label.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 /// Whether `name` is a valid label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_valid_label_name(name: &str) -> bool {
@@ -105,7 +110,7 @@ impl Labels {
                 return Err(LabelsError::InvalidName(l.name.clone()));
             }
         }
-        Ok(Labels(labels))
+        Ok(Labels(labels.into()))
     }
 
     /// Builds a label set from pairs already known to be valid and sorted (read back
@@ -122,7 +127,7 @@ impl Labels {
         if labels.is_empty() {
             return Err(LabelsError::Empty);
         }
-        Ok(Labels(labels))
+        Ok(Labels(labels.into()))
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
@@ -142,7 +147,7 @@ impl Labels {
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
     }
 
     /// The value of label `name`, if present.
@@ -179,7 +184,7 @@ impl Labels {
             &mut heap
         };
         let mut at = 0;
-        for l in &self.0 {
+        for l in self.0.iter() {
             for part in [l.name.as_bytes(), l.value.as_bytes()] {
                 if let Some(dst) = buf.get_mut(at..at + part.len()) {
                     dst.copy_from_slice(part);

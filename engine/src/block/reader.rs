@@ -14,6 +14,7 @@ use super::writer::ChunkData;
 use crate::chunk;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE};
+use crate::limits::{BLOCK_READ_GAP_BYTES_MAX, BLOCK_READ_SPAN_BYTES_MAX};
 use crate::model::{Labels, MatchOp, Matcher, Sample, matches_all};
 use crate::storage::{DiskStorage, ReadAt, Storage};
 
@@ -137,18 +138,74 @@ impl Block {
     /// The series' samples in `[min_time, max_time]`, reading only the chunks that
     /// overlap it, each checked against its checksum and its index entry.
     pub fn read_samples(&self, s: SeriesRef, min_time: i64, max_time: i64) -> Result<Vec<Sample>> {
-        let mut out = Vec::new();
-        for c in self.series(s).chunks.iter() {
-            if !c.overlaps(min_time, max_time) {
-                continue;
+        let mut out = self.read_series_samples(&[s], min_time, max_time)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// [`Block::read_samples`] of each of `refs`, in their order. Chunk records close
+    /// together in the file (a series' chunks, neighbouring series) are fetched with
+    /// one positioned read (`limits::BLOCK_READ_GAP_BYTES_MAX`), so a select over many
+    /// series costs a few large reads rather than one system call per chunk.
+    pub fn read_series_samples(
+        &self,
+        refs: &[SeriesRef],
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<Vec<Vec<Sample>>> {
+        let wanted: Vec<(usize, &ChunkMeta)> = refs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                self.series(*s)
+                    .chunks
+                    .iter()
+                    .filter(move |c| c.overlaps(min_time, max_time))
+                    .map(move |c| (i, c))
+            })
+            .collect();
+        let mut out: Vec<Vec<Sample>> = vec![Vec::new(); refs.len()];
+        let mut buf = Vec::new();
+        let mut rest = wanted.as_slice();
+        while let Some(((_, first), _)) = rest.split_first() {
+            let start = first.offset;
+            let mut end = record_end(first);
+            let n = 1 + rest
+                .iter()
+                .skip(1)
+                .take_while(|(_, c)| {
+                    let near = c.offset >= end
+                        && c.offset - end <= BLOCK_READ_GAP_BYTES_MAX
+                        && record_end(c) - start <= BLOCK_READ_SPAN_BYTES_MAX;
+                    if near {
+                        end = record_end(c);
+                    }
+                    near
+                })
+                .count();
+            let (group, tail) = rest.split_at(n.min(rest.len()));
+            rest = tail;
+            buf.clear();
+            buf.resize(usize::try_from(end - start).unwrap_or(usize::MAX), 0);
+            self.chunks.read_exact_at(&mut buf, start).ctx(|| {
+                format!(
+                    "read chunks at offsets {start}..{end} of {}",
+                    self.chunks_path.display()
+                )
+            })?;
+            let fetched = Fetched {
+                offset: start,
+                bytes: &buf,
+            };
+            for (i, c) in group {
+                let data = chunks::read_record(&fetched, &self.chunks_path, c.offset, c.len)?;
+                let mut samples = self.decode_chunk(c, &data)?;
+                samples.retain(|x| (min_time..=max_time).contains(&x.timestamp_ms));
+                match out.get_mut(*i) {
+                    Some(dst) if dst.is_empty() => *dst = samples,
+                    Some(dst) => dst.extend(samples),
+                    None => {}
+                }
             }
-            let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
-            let samples = self.decode_chunk(c, &data)?;
-            out.extend(
-                samples
-                    .into_iter()
-                    .filter(|x| (min_time..=max_time).contains(&x.timestamp_ms)),
-            );
         }
         Ok(out)
     }
@@ -234,6 +291,40 @@ impl Block {
     /// Bytes of the block's three files.
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
+    }
+}
+
+/// Where a chunk record ends in the file.
+fn record_end(c: &ChunkMeta) -> u64 {
+    c.offset + chunks::RECORD_HEADER_BYTES + u64::from(c.len)
+}
+
+/// Bytes of the chunks file fetched with one read, served to [`chunks::read_record`]
+/// as the file would serve them.
+#[derive(Debug)]
+struct Fetched<'a> {
+    offset: u64,
+    bytes: &'a [u8],
+}
+
+impl ReadAt for Fetched<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let src = offset
+            .checked_sub(self.offset)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| self.bytes.get(at..at.checked_add(buf.len())?))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("BUG: offset {offset} outside the bytes read"),
+                )
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn file_len(&self) -> std::io::Result<u64> {
+        Ok(self.offset + self.bytes.len() as u64)
     }
 }
 

@@ -4,6 +4,7 @@
 //! heap discipline for `topk`/`bottomk` (so ties resolve the same way).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use super::QueryError;
 use super::functions::{go_sort, quantile};
@@ -40,6 +41,36 @@ fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
     } else {
         only_names(labels, grouping)
     }
+}
+
+/// Whether label `name` is one of those that do not name the group.
+fn left_out(name: &str, grouping: &[String], without: bool) -> bool {
+    let listed = grouping.iter().any(|g| g == name);
+    if without {
+        listed || name == METRIC_NAME
+    } else {
+        !listed
+    }
+}
+
+/// A hash of the labels [`group_labels`] keeps, computed without building them.
+fn group_hash(labels: &Labels, grouping: &[String], without: bool) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for l in labels
+        .iter()
+        .filter(|l| !left_out(&l.name, grouping, without))
+    {
+        l.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Whether `group_labels(labels, …) == key`, without building the former.
+fn in_group(labels: &Labels, key: &Labels, grouping: &[String], without: bool) -> bool {
+    labels
+        .iter()
+        .filter(|l| !left_out(&l.name, grouping, without))
+        .eq(key.iter())
 }
 
 /// Whether Go's `int64(f)` is well defined for `f` (`convertibleToInt64`).
@@ -90,18 +121,29 @@ pub(crate) fn aggregate(
         }
     }
 
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    // Groups by the hash of the labels that name them; a sample's group labels are
+    // built only when it starts a new group.
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for s in vector {
+        let counted;
         let metric = if op == AggOp::CountValues {
-            with_label(&s.labels, &value_label, &go_format_f(s.value))
+            counted = with_label(&s.labels, &value_label, &go_format_f(s.value));
+            &counted
         } else {
-            s.labels.clone()
+            &s.labels
         };
-        let key = group_labels(&metric, &grouping, without);
-        let Some(&gi) = index.get(&key) else {
+        let hash = group_hash(metric, &grouping, without);
+        let found = index.get(&hash).and_then(|ids| {
+            ids.iter().copied().find(|&i| {
+                groups
+                    .get(i)
+                    .is_some_and(|g| in_group(metric, &g.labels, &grouping, without))
+            })
+        });
+        let Some(gi) = found else {
             let mut g = Group {
-                labels: key.clone(),
+                labels: group_labels(metric, &grouping, without),
                 value: s.value,
                 mean: s.value,
                 count: 1,
@@ -115,7 +157,7 @@ pub(crate) fn aggregate(
                 AggOp::Group => g.value = 1.0,
                 _ => {}
             }
-            index.insert(key, groups.len());
+            index.entry(hash).or_default().push(groups.len());
             groups.push(g);
             continue;
         };

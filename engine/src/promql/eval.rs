@@ -311,9 +311,22 @@ impl<'a> Evaluator<'a> {
         min_ms: i64,
         max_ms: i64,
     ) -> Result<Vec<Point>, QueryError> {
+        let mut out = Vec::new();
+        self.window_into(samples, min_ms, max_ms, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::window`] into `out` (cleared first), so a step loop reuses one buffer.
+    fn window_into<T: TimeValue>(
+        &mut self,
+        samples: &[T],
+        min_ms: i64,
+        max_ms: i64,
+        out: &mut Vec<Point>,
+    ) -> Result<(), QueryError> {
+        out.clear();
         let lo = samples.partition_point(|s| s.t() < min_ms);
         let hi = samples.partition_point(|s| s.t() <= max_ms);
-        let mut out = Vec::new();
         for s in samples.get(lo..hi).unwrap_or(&[]) {
             if is_stale_nan(s.v()) {
                 continue;
@@ -327,7 +340,7 @@ impl<'a> Evaluator<'a> {
                 value: s.v(),
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     fn matrix_selector(
@@ -595,6 +608,7 @@ impl<'a> Evaluator<'a> {
         let keep_name = c.func == Func::LastOverTime;
         let mut out: Vec<Series> = Vec::new();
         let mut scalars = vec![f64::NAN; c.args.len()];
+        let mut window = Vec::new();
         for (labels, source) in &sources {
             self.check_deadline()?;
             let mut points = Vec::new();
@@ -605,10 +619,10 @@ impl<'a> Evaluator<'a> {
                 }
                 let end_ms = ts.saturating_sub(offset);
                 let start_ms = end_ms.saturating_sub(range);
-                let window = match source {
-                    Source::Stored(s) => self.window(s, start_ms, end_ms)?,
-                    Source::Evaluated(p) => self.window(p, start_ms, end_ms)?,
-                };
+                match source {
+                    Source::Stored(s) => self.window_into(s, start_ms, end_ms, &mut window)?,
+                    Source::Evaluated(p) => self.window_into(p, start_ms, end_ms, &mut window)?,
+                }
                 if window.is_empty() {
                     continue;
                 }

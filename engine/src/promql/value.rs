@@ -2,8 +2,6 @@
 //! label-set helpers every operator shares (dropping `__name__`, keeping or removing
 //! names, Go-compatible formatting for error messages and `count_values`).
 
-use std::collections::HashSet;
-
 use super::Point;
 use crate::model::{Label, Labels, METRIC_NAME};
 
@@ -92,13 +90,23 @@ pub(crate) fn with_label(labels: &Labels, name: &str, value: &str) -> Labels {
 /// Whether two samples of `labels` share a label set (Prometheus refuses such
 /// vectors: "vector cannot contain metrics with the same labelset").
 pub(crate) fn has_duplicate_labels<'a>(labels: impl Iterator<Item = &'a Labels>) -> bool {
-    let mut seen = HashSet::new();
-    for l in labels {
-        if !seen.insert(l) {
-            return true;
-        }
+    let all: Vec<&Labels> = labels.collect();
+    if all.len() < 2 {
+        return false;
     }
-    false
+    // Sorting one-shot hashes costs far less than a hash set of label sets hashed
+    // string by string; only label sets with equal hashes are compared.
+    let mut hashed: Vec<(u64, usize)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.stable_hash(), i))
+        .collect();
+    hashed.sort_unstable();
+    hashed.chunk_by(|a, b| a.0 == b.0).any(|run| {
+        run.iter()
+            .enumerate()
+            .any(|(k, a)| run.iter().skip(k + 1).any(|b| all.get(a.1) == all.get(b.1)))
+    })
 }
 
 /// Prometheus' `labels.String()`: `{a="b", c="d"}` with Go-quoted values and the

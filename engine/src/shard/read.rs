@@ -31,8 +31,9 @@ impl<S: Storage> Shard<S> {
         // timestamp, so a later write wins wherever it landed.
         let mut parts = Vec::new();
         for b in crate::compact::by_age(self.blocks_in(min_time_ms, max_time_ms)) {
-            for s in b.select(matchers, min_time_ms, max_time_ms) {
-                let samples = b.read_samples(s, min_time_ms, max_time_ms)?;
+            let refs = b.select(matchers, min_time_ms, max_time_ms);
+            let read = b.read_series_samples(&refs, min_time_ms, max_time_ms)?;
+            for (s, samples) in refs.into_iter().zip(read) {
                 if !samples.is_empty() {
                     parts.push(SeriesData {
                         labels: b.labels(s).clone(),
