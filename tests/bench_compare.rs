@@ -174,6 +174,7 @@ fn four_systems_take_the_same_samples_and_tsdb_answers_as_prometheus() {
         "## tsdb relative to each peer",
         "| n/a |",
         "| tsdb = Prom | VictoriaMetrics = Prom |",
+        "## How each figure was taken",
     ] {
         assert!(markdown.contains(needle), "{needle:?} not in\n{markdown}");
     }

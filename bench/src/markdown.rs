@@ -355,6 +355,18 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join("; ")
         );
+        for r in &self.systems {
+            let w = &r.witness;
+            if w.samples_after_restart < w.samples_accepted {
+                let _ = writeln!(
+                    s,
+                    "- **{}: {} of {} acknowledged samples were gone after the kill -9**; its size on disk, bytes/sample and query figures describe what remained.",
+                    r.system.name(),
+                    w.samples_accepted - w.samples_after_restart,
+                    w.samples_accepted
+                );
+            }
+        }
         if self.system(System::VictoriaMetrics).is_some() {
             let _ = writeln!(
                 s,
