@@ -1,33 +1,54 @@
-//! `tsdb-bench compare`: the same data and the same queries against tsdb and
-//! Prometheus, in one command, with a witness that both did the same work.
+//! `tsdb-bench compare`: the same data and the same queries against tsdb, Prometheus,
+//! VictoriaMetrics and InfluxDB, in one command, with a witness that each did the
+//! same work.
 //!
-//! The systems run one after the other, never together, so that neither measures the
-//! other's background work on a small machine. Each gets a fresh directory and port,
-//! the same deterministic samples over remote_write (the `load` code, same seed and same
-//! start time), then — tsdb only — a flush so its queries read blocks as well as the
-//! head, then every query once as a warm-up and `--query-runs` times timed. All
-//! queries are evaluated at one fixed time just after the last sample, so the two
-//! systems are asked exactly the same questions however long the other one took.
+//! The systems run one after the other, never together, so that none measures
+//! another's background work on a small machine. Each gets a fresh directory and
+//! loopback port and the same deterministic samples (the `load` code, same seed and
+//! start time: remote_write, or line protocol for InfluxDB). Then, per system:
+//!
+//! 1. its CPU time over the load and its resident memory after it (`/proc`);
+//! 2. SIGKILL right after the load, a restart on the same directory, the time until it
+//!    is ready and until a witness query counts every accepted sample (its recovery of
+//!    what it acknowledged);
+//! 3. flush and compaction, then its size on disk (disk.rs);
+//! 4. every query once as a warm-up and `--query-runs` times timed (systems with
+//!    PromQL), all evaluated at one fixed time just after the last sample, so every
+//!    system is asked exactly the same questions however long the others took;
+//! 5. its peak memory.
 //!
 //! The data ends near "now" because Prometheus' remote-write receiver only accepts
 //! samples its head can still hold; it is written in time order for the same reason.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use crate::disk;
 use crate::r#gen::{DatasetFacts, Protocol};
-use crate::load::{self, Encoding, HostFacts, LoadConfig, RunLength};
-use crate::peers::{Peer, System};
-use crate::query::{self, Fnv, Measured, Query};
+use crate::load::{self, Encoding, LoadConfig, RunLength};
+use crate::peers::{self, Peer, System};
+use crate::query::{self, Fnv, Measured, Query, Shape};
+use crate::report::{
+    Agreement, Cell, Host, Ingest, Memory, Params, QueryRow, Replay, Report, Skipped, SystemParam,
+    SystemResult, Witness,
+};
+
+/// After a restart, how long the witness count may stay unchanged below the accepted
+/// count before the samples count as lost (VictoriaMetrics keeps the last second of
+/// writes in memory, so a kill -9 loses them).
+const WITNESS_QUIET: Duration = Duration::from_secs(5);
+/// The longest the witness is polled after a restart.
+const WITNESS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// InfluxQL's count of every sample (one row a measurement, summed).
+pub const INFLUXQL_WITNESS: &str = "SELECT count(value) FROM /.*/";
 
 #[derive(Clone, Debug)]
 pub struct CompareConfig {
-    pub tsdb_bin: PathBuf,
-    /// None: Prometheus is not measured.
-    pub prometheus_bin: Option<PathBuf>,
+    /// The systems to run, in order, with their binaries.
+    pub systems: Vec<(System, PathBuf)>,
+    /// Systems left out, and why (for the report).
+    pub skipped: Vec<(System, String)>,
     pub series: usize,
     pub points: u64,
     pub interval_ms: i64,
@@ -40,124 +61,393 @@ pub struct CompareConfig {
     pub command_line: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Params {
-    pub command_line: String,
-    pub tsdb_bin: String,
-    pub prometheus_bin: Option<String>,
-    pub series: usize,
-    pub points: u64,
-    pub interval_ms: i64,
-    pub connections: usize,
-    pub samples_per_request: usize,
-    pub query_runs: usize,
-    pub seed: u64,
-    /// First sample step, ms since the epoch (each host adds its scrape offset).
-    pub start_ms: i64,
-    /// Every query is evaluated at (instant) or ends at (range) this time.
-    pub eval_time_ms: i64,
-    /// The regex selecting the hosts of per-instance panels.
-    pub instance_subset: &'static str,
-}
+/// The systems to run with their binaries, and the ones skipped with the reason.
+pub type Picked = (Vec<(System, PathBuf)>, Vec<(System, String)>);
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Host {
-    #[serde(flatten)]
-    pub facts: HostFacts,
-    pub mem_total_bytes: u64,
-    /// `/proc/loadavg` when the comparison started and ended: on a shared machine,
-    /// other work shows here.
-    pub loadavg_start: String,
-    pub loadavg_end: String,
-}
-
-/// Ingest as `tsdb-bench load` measured it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Ingest {
-    pub samples_sent: u64,
-    pub samples_accepted: u64,
-    pub requests_ok: u64,
-    pub requests_failed: u64,
-    pub first_error: Option<String>,
-    pub wall_seconds: f64,
-    pub accepted_samples_per_second: f64,
-    pub request_p50_ms: f64,
-    pub request_p99_ms: f64,
-    /// `pre-encoded` or `live` (then the generator shared the CPU with the server).
-    pub generator: &'static str,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Witness {
-    pub samples_accepted: u64,
-    /// FNV-1a over every query's name and answer checksum, in order.
-    pub answers_checksum: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SystemResult {
-    pub system: System,
-    pub version: String,
-    pub ingest: Ingest,
-    /// tsdb's `POST /api/v1/admin/flush`; None for Prometheus, which has none.
-    pub flush_seconds: Option<f64>,
-    /// Bytes under the data directory before the queries ran. Prometheus keeps the
-    /// two hours in its head, so its figure is the WAL, not compressed blocks.
-    pub data_dir_bytes: u64,
-    pub queries_failed: usize,
-    /// Sum of the medians of the queries it answered.
-    pub sum_of_medians_ms: f64,
-    pub witness: Witness,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct QueryRow {
-    #[serde(flatten)]
-    pub query: Query,
-    pub tsdb: Option<Measured>,
-    pub prometheus: Option<Measured>,
-    /// tsdb median / Prometheus median: below 1 means tsdb was faster.
-    pub ratio: Option<f64>,
-    /// None when not both answered.
-    pub answers_equal: Option<bool>,
-    /// The first difference, when the answers differ.
-    pub difference: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Totals {
-    /// Queries both systems answered; the sums below are over these only, so a
-    /// failed query does not make a system look faster.
-    pub queries_compared: usize,
-    pub tsdb_sum_of_medians_ms: f64,
-    pub prometheus_sum_of_medians_ms: f64,
-    pub ratio: Option<f64>,
-    pub answers_equal: usize,
-    pub wall_seconds: f64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub tool: &'static str,
-    pub params: Params,
-    pub host: Host,
-    pub data: Option<DatasetFacts>,
-    pub systems: Vec<SystemResult>,
-    pub queries: Vec<QueryRow>,
-    pub totals: Totals,
-}
-
-impl Report {
-    /// Exit code 1: some sample was refused or some query failed.
-    pub fn failed(&self) -> bool {
-        self.systems
+/// Which systems to run: the ones named in `only` (all when None) whose binary is
+/// given or installed at its default path. A system named explicitly without a binary
+/// is an error; one left out by default is returned as skipped, with the reason.
+pub fn pick_systems(
+    only: Option<&[String]>,
+    bins: &[(System, Option<PathBuf>)],
+) -> Result<Picked, String> {
+    let wanted: Vec<System> = match only {
+        None => System::ALL.to_vec(),
+        Some(keys) => {
+            let mut v = Vec::new();
+            for k in keys {
+                let s = System::from_key(k.trim()).ok_or_else(|| {
+                    let all: Vec<&str> = System::ALL.iter().map(|s| s.key()).collect();
+                    format!(
+                        "unknown system {k:?} in --systems (known: {})",
+                        all.join(", ")
+                    )
+                })?;
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+            v
+        }
+    };
+    let (mut run, mut skipped) = (Vec::new(), Vec::new());
+    for s in System::ALL {
+        let given = bins
             .iter()
-            .any(|s| s.ingest.requests_failed > 0 || s.queries_failed > 0)
+            .find(|(b, _)| *b == s)
+            .and_then(|(_, p)| p.clone());
+        let bin = given.or_else(|| s.default_bin().map(PathBuf::from));
+        let reason = match &bin {
+            _ if !wanted.contains(&s) => Some("not in --systems".to_string()),
+            None => Some(format!("no --{}-bin given", s.key())),
+            Some(b) if !b.is_file() => Some(format!("{}: no such file", b.display())),
+            Some(_) => None,
+        };
+        match (reason, bin) {
+            (None, Some(b)) => run.push((s, b)),
+            (Some(r), _) if only.is_some() && wanted.contains(&s) => {
+                return Err(format!("{}: {r}", s.name()));
+            }
+            (r, _) => skipped.push((s, r.unwrap_or_default())),
+        }
     }
+    if run.is_empty() {
+        return Err("no system to run".into());
+    }
+    Ok((run, skipped))
 }
 
-fn read_trimmed(path: &str) -> String {
-    std::fs::read_to_string(path)
+/// Everything one system produced.
+struct SystemRun {
+    result: SystemResult,
+    data: DatasetFacts,
+    /// One a query, or empty without PromQL.
+    measured: Vec<Measured>,
+}
+
+/// The PromQL witness: every sample in the data's span, counted at the fixed time,
+/// one term a metric name (`count_over_time` drops the name, so counting all names in
+/// one selector would make series that differ only by name collide), each `or
+/// vector(0)` so a name with nothing left counts 0 instead of emptying the sum.
+fn witness_promql(names: &[String], span_ms: i64, interval_ms: i64) -> String {
+    // Longer than the span by one interval, so the first step (at or after start_ms)
+    // is inside the left-open window whatever the host's offset.
+    let window_s = (span_ms + interval_ms + 999) / 1000;
+    names
+        .iter()
+        .map(|n| format!("(sum(count_over_time({n}[{window_s}s])) or vector(0))"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The metric names of the generated data, sorted.
+fn metric_names(cfg: &CompareConfig) -> Vec<String> {
+    let ds = crate::r#gen::Dataset::new(cfg.seed, cfg.series, 0, cfg.interval_ms);
+    let names: std::collections::BTreeSet<String> = ds
+        .series
+        .iter()
+        .flat_map(|s| s.labels.iter().filter(|(n, _)| *n == "__name__"))
+        .map(|(_, v)| v.to_string())
+        .collect();
+    names.into_iter().collect()
+}
+
+/// Counts the samples a system holds now: the PromQL witness or InfluxQL's count.
+fn count_samples(
+    peer: &Peer,
+    agent: &ureq::Agent,
+    witness: &Query,
+    eval_ms: i64,
+) -> Result<u64, String> {
+    let body = if peer.system.speaks_promql() {
+        query::fetch(agent, &peer.url, witness, eval_ms)?
+    } else {
+        let url = format!("{}/query", peer.url);
+        let mut resp = agent
+            .get(&url)
+            .query("db", peers::INFLUX_DB)
+            .query("q", INFLUXQL_WITNESS)
+            .call()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", resp.status()));
+        }
+        body
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("witness answer is not JSON: {e}"))?;
+    let number = |x: &serde_json::Value| {
+        x.as_f64()
+            .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let total: f64 = if peer.system.speaks_promql() {
+        v.pointer("/data/result")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("witness answer has no data.result")?
+            .iter()
+            .filter_map(|r| r.pointer("/value/1"))
+            .map(number)
+            .sum()
+    } else {
+        v.pointer("/results/0/series")
+            .and_then(serde_json::Value::as_array)
+            .map(|series| {
+                series
+                    .iter()
+                    .filter_map(|s| s.pointer("/values/0/1"))
+                    .map(number)
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    };
+    Ok(total as u64)
+}
+
+/// The largest `duration_ms` of the `replaying WAL` lines in `log` (text or JSON).
+fn replay_log_ms(log: &str) -> Option<u64> {
+    log.lines()
+        .filter(|l| l.contains("replaying WAL"))
+        .filter_map(|l| {
+            let at = l.find("duration_ms")? + "duration_ms".len();
+            let rest = l.get(at..)?.trim_start_matches(['=', '"', ':', ' ']);
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+}
+
+/// Kills `peer` with SIGKILL, restarts it and polls the witness until it counts
+/// `accepted` samples, or stops changing for `WITNESS_QUIET`.
+fn kill_and_recover(
+    peer: &mut Peer,
+    accepted: u64,
+    witness: &Query,
+    eval_ms: i64,
+) -> Result<Replay, String> {
+    let name = peer.system.name();
+    let (spawned, ready, log_offset) = peer.kill_and_restart()?;
+    let agent = query::agent();
+    let (mut last, mut last_change) = (None, Instant::now());
+    let count = loop {
+        // Errors while it warms up are retried until the timeout.
+        let counted = count_samples(peer, &agent, witness, eval_ms);
+        if let Err(e) = &counted
+            && last.is_none()
+            && spawned.elapsed() > ready + WITNESS_QUIET * 12
+        {
+            return Err(format!(
+                "{name}: the witness query fails after the restart: {e}"
+            ));
+        }
+        let now = counted.ok();
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        }
+        match last {
+            Some(n) if n >= accepted => break n,
+            Some(n) if last_change.elapsed() > WITNESS_QUIET => break n,
+            _ if spawned.elapsed() > WITNESS_TIMEOUT => {
+                return Err(format!(
+                    "{name}: the witness query did not answer within {}s of the restart; log tail:\n{}",
+                    WITNESS_TIMEOUT.as_secs(),
+                    peer.log_tail()
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    // A count that stopped short was final when it last changed.
+    let witness_seconds = if count >= accepted {
+        spawned.elapsed()
+    } else {
+        last_change.duration_since(spawned)
+    }
+    .as_secs_f64();
+    Ok(Replay {
+        ready_seconds: ready.as_secs_f64(),
+        witness_seconds,
+        samples_after_restart: count,
+        samples_per_second: count as f64 / witness_seconds.max(1e-9),
+        log_replay_ms: match peer.system {
+            System::Tsdb => replay_log_ms(&peer.log_since(log_offset)),
+            _ => None,
+        },
+    })
+}
+
+/// Runs one system through the whole sequence (see the module doc) and stops it.
+fn run_system(
+    system: System,
+    bin: &std::path::Path,
+    cfg: &CompareConfig,
+    start_ms: i64,
+    eval_ms: i64,
+    queries: &[Query],
+    witness: &Query,
+) -> Result<SystemRun, String> {
+    let name = system.name();
+    eprintln!("{name}: starting {}", bin.display());
+    let mut peer = Peer::start(system, bin)?;
+    eprintln!(
+        "{name}: ready at {} ({}); loading {} series x {} points",
+        peer.url, peer.version, cfg.series, cfg.points
+    );
+    let load_cfg = LoadConfig {
+        url: peer.write_url(),
+        protocol: if system.speaks_promql() {
+            Protocol::RemoteWrite
+        } else {
+            Protocol::Influx
+        },
+        series: cfg.series,
+        run: RunLength::Points(cfg.points),
+        interval_ms: cfg.interval_ms,
+        start_ms,
+        samples_per_request: cfg.samples_per_request,
+        connections: cfg.connections,
+        seed: cfg.seed,
+        encoding: Encoding::Auto,
+        pre_encode_max_bytes: cfg.pre_encode_max_bytes,
+        dry_run: false,
+    };
+    let ticks = peers::clock_ticks();
+    let pid = peer.pid();
+    let cpu_before = peers::cpu_seconds(pid, ticks);
+    let loaded = load::run(&load_cfg).map_err(|e| format!("{name}: load: {e}"))?;
+    let cpu_after = peers::cpu_seconds(pid, ticks);
+    let rss_after_load = peers::status_bytes(pid, "VmRSS").unwrap_or(0);
+    let peak_load = peers::status_bytes(pid, "VmHWM").unwrap_or(0);
+    for line in loaded.human().lines() {
+        eprintln!("{name}:   {line}");
+    }
+    if loaded.failed() {
+        eprintln!("{name}: server log tail:\n{}", peer.log_tail());
+    }
+    let cpu = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => b - a,
+        _ => return Err(format!("{name}: /proc/{pid}/stat is unreadable")),
+    };
+    let accepted = loaded.samples_accepted;
+
+    eprintln!("{name}: kill -9 and restart on the same directory");
+    let replay = kill_and_recover(&mut peer, accepted, witness, eval_ms)?;
+    eprintln!(
+        "{name}: ready after {:.2}s, {} of {accepted} samples counted after {:.2}s ({:.0} samples/s){}",
+        replay.ready_seconds,
+        replay.samples_after_restart,
+        replay.witness_seconds,
+        replay.samples_per_second,
+        replay
+            .log_replay_ms
+            .map_or(String::new(), |ms| format!("; WAL replay logged {ms} ms")),
+    );
+
+    let on_disk = disk::settle(&peer).map_err(|e| format!("{name}: {e}"))?;
+    eprintln!(
+        "{name}: {:.1} MB on disk ({:.1} MB apparent) after {:.1}s: {}{}",
+        on_disk.usage.allocated_bytes as f64 / 1e6,
+        on_disk.usage.apparent_bytes as f64 / 1e6,
+        on_disk.seconds,
+        on_disk.method,
+        if on_disk.settled {
+            ""
+        } else {
+            " (still changing)"
+        }
+    );
+
+    let agent = query::agent();
+    let mut measured = Vec::with_capacity(queries.len());
+    let mut answers = Fnv::new();
+    if system.speaks_promql() {
+        for (i, q) in queries.iter().enumerate() {
+            let m = query::measure(&agent, &peer.url, q, eval_ms, cfg.query_runs);
+            eprintln!(
+                "{name}: query {:>2}/{} {:<32} median {:>9.2}ms p99 {:>9.2}ms {}",
+                i + 1,
+                queries.len(),
+                q.name,
+                m.median_ms,
+                m.p99_ms,
+                match &m.error {
+                    Some(e) => format!("ERROR {e}"),
+                    None => format!("{} series {} points", m.series, m.points),
+                }
+            );
+            answers.write(q.name.as_bytes());
+            answers.write(m.checksum.as_deref().unwrap_or("error").as_bytes());
+            answers.write(b"\n");
+            measured.push(m);
+        }
+    }
+    let queries_failed = measured.iter().filter(|m| m.error.is_some()).count();
+    if queries_failed > 0 {
+        eprintln!("{name}: server log tail:\n{}", peer.log_tail());
+    }
+    let sum_of_medians_ms = measured
+        .iter()
+        .filter(|m| m.error.is_none())
+        .map(|m| m.median_ms)
+        .sum();
+    let peak_after = peers::status_bytes(peer.pid(), "VmHWM").unwrap_or(0);
+    let version = peer.version.clone();
+    // Stop it now, before the next system starts.
+    drop(peer);
+    let bytes_per_sample = on_disk.usage.allocated_bytes as f64 / accepted.max(1) as f64;
+    Ok(SystemRun {
+        result: SystemResult {
+            system,
+            version,
+            ingest: Ingest {
+                samples_sent: loaded.samples_sent,
+                samples_accepted: accepted,
+                requests_ok: loaded.requests_ok,
+                requests_failed: loaded.requests_failed,
+                first_error: loaded.first_error.clone(),
+                wall_seconds: loaded.wall_seconds,
+                accepted_samples_per_second: loaded.accepted_samples_per_second,
+                request_p50_ms: loaded.latency_ms.p50,
+                request_p99_ms: loaded.latency_ms.p99,
+                generator: loaded.generator.encoding,
+                server_cpu_seconds: cpu,
+                cpu_seconds_per_million_samples: cpu / (accepted.max(1) as f64 / 1e6),
+            },
+            memory: Memory {
+                rss_after_load_bytes: rss_after_load,
+                peak_rss_load_bytes: peak_load,
+                peak_rss_after_restart_bytes: peak_after,
+                peak_rss_bytes: peak_load.max(peak_after),
+            },
+            witness: Witness {
+                samples_accepted: accepted,
+                samples_after_restart: replay.samples_after_restart,
+                answers_checksum: system
+                    .speaks_promql()
+                    .then(|| format!("{:016x}", answers.finish())),
+            },
+            replay,
+            disk: on_disk,
+            bytes_per_sample,
+            queries_run: measured.len(),
+            queries_failed,
+            sum_of_medians_ms,
+        },
+        data: loaded.data,
+        measured,
+    })
+}
+
+/// `/proc/loadavg`, or `unknown`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
@@ -171,122 +461,46 @@ fn mem_total_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Everything one system produced.
-struct SystemRun {
-    result: SystemResult,
-    data: DatasetFacts,
-    measured: Vec<Measured>,
-}
-
-/// Starts one system, loads it, flushes it (tsdb), runs every query, stops it.
-fn run_system(
-    system: System,
-    bin: &std::path::Path,
-    cfg: &CompareConfig,
-    start_ms: i64,
-    eval_ms: i64,
-    queries: &[Query],
-) -> Result<SystemRun, String> {
-    let name = system.name();
-    eprintln!("{name}: starting {}", bin.display());
-    let peer = Peer::start(system, bin)?;
-    eprintln!(
-        "{name}: ready at {} ({}); loading {} series x {} points",
-        peer.url, peer.version, cfg.series, cfg.points
-    );
-    let load_cfg = LoadConfig {
-        url: peer.url.clone(),
-        protocol: Protocol::RemoteWrite,
-        series: cfg.series,
-        run: RunLength::Points(cfg.points),
-        interval_ms: cfg.interval_ms,
-        start_ms,
-        samples_per_request: cfg.samples_per_request,
-        connections: cfg.connections,
-        seed: cfg.seed,
-        encoding: Encoding::Auto,
-        pre_encode_max_bytes: cfg.pre_encode_max_bytes,
-        dry_run: false,
-    };
-    let loaded = load::run(&load_cfg).map_err(|e| format!("{name}: load: {e}"))?;
-    for line in loaded.human().lines() {
-        eprintln!("{name}:   {line}");
-    }
-    if loaded.failed() {
-        eprintln!("{name}: server log tail:\n{}", peer.log_tail());
-    }
-    let flush_seconds = match system {
-        System::Tsdb => {
-            let took = peer.flush().map_err(|e| format!("{name}: flush: {e}"))?;
-            eprintln!("{name}: flushed in {:.3}s", took.as_secs_f64());
-            Some(took.as_secs_f64())
-        }
-        System::Prometheus => None,
-    };
-    let data_dir_bytes = peer.data_dir_bytes();
-
-    let agent = query::agent();
-    let mut measured = Vec::with_capacity(queries.len());
-    let mut answers = Fnv::new();
-    for (i, q) in queries.iter().enumerate() {
-        let m = query::measure(&agent, &peer.url, q, eval_ms, cfg.query_runs);
-        eprintln!(
-            "{name}: query {:>2}/{} {:<32} median {:>9.2}ms p99 {:>9.2}ms {}",
-            i + 1,
-            queries.len(),
-            q.name,
-            m.median_ms,
-            m.p99_ms,
-            match &m.error {
-                Some(e) => format!("ERROR {e}"),
-                None => format!("{} series {} points", m.series, m.points),
-            }
-        );
-        answers.write(q.name.as_bytes());
-        answers.write(m.checksum.as_deref().unwrap_or("error").as_bytes());
-        answers.write(b"\n");
-        measured.push(m);
-    }
-    let queries_failed = measured.iter().filter(|m| m.error.is_some()).count();
-    if queries_failed > 0 {
-        eprintln!("{name}: server log tail:\n{}", peer.log_tail());
-    }
-    let sum_of_medians_ms = measured
+/// The query table: each system's measurement, and its answer compared with
+/// Prometheus'.
+fn query_rows(queries: &[Query], runs: &[SystemRun]) -> Vec<QueryRow> {
+    let prom = runs.iter().find(|r| r.result.system == System::Prometheus);
+    queries
         .iter()
-        .filter(|m| m.error.is_none())
-        .map(|m| m.median_ms)
-        .sum();
-    let version = peer.version.clone();
-    // Stop it now, before the next system starts.
-    drop(peer);
-    Ok(SystemRun {
-        result: SystemResult {
-            system,
-            version,
-            ingest: Ingest {
-                samples_sent: loaded.samples_sent,
-                samples_accepted: loaded.samples_accepted,
-                requests_ok: loaded.requests_ok,
-                requests_failed: loaded.requests_failed,
-                first_error: loaded.first_error.clone(),
-                wall_seconds: loaded.wall_seconds,
-                accepted_samples_per_second: loaded.accepted_samples_per_second,
-                request_p50_ms: loaded.latency_ms.p50,
-                request_p99_ms: loaded.latency_ms.p99,
-                generator: loaded.generator.encoding,
-            },
-            flush_seconds,
-            data_dir_bytes,
-            queries_failed,
-            sum_of_medians_ms,
-            witness: Witness {
-                samples_accepted: loaded.samples_accepted,
-                answers_checksum: format!("{:016x}", answers.finish()),
-            },
-        },
-        data: loaded.data,
-        measured,
-    })
+        .enumerate()
+        .map(|(i, q)| {
+            let reference = prom
+                .and_then(|p| p.measured.get(i))
+                .filter(|m| m.error.is_none())
+                .and_then(|m| m.answer.as_ref());
+            let cells = runs
+                .iter()
+                .map(|r| {
+                    let measured = r.measured.get(i).cloned();
+                    let answer = measured
+                        .as_ref()
+                        .filter(|m| m.error.is_none())
+                        .and_then(|m| m.answer.as_ref());
+                    let difference = match (answer, reference) {
+                        (Some(a), Some(p)) if r.result.system != System::Prometheus => {
+                            Some(a.difference(p))
+                        }
+                        _ => None,
+                    };
+                    Cell {
+                        system: r.result.system,
+                        measured,
+                        equal_to_prometheus: difference.as_ref().map(Option::is_none),
+                        difference: difference.flatten(),
+                    }
+                })
+                .collect();
+            QueryRow {
+                query: q.clone(),
+                cells,
+            }
+        })
+        .collect()
 }
 
 /// Runs the whole comparison; Err for a setup failure (a binary missing, a server
@@ -298,12 +512,8 @@ pub fn run(cfg: &CompareConfig) -> Result<Report, String> {
     if cfg.interval_ms <= 0 {
         return Err("--interval must be at least 1ms".into());
     }
-    // Check both binaries before the first, long, system run.
-    let mut systems = vec![(System::Tsdb, cfg.tsdb_bin.clone())];
-    if let Some(p) = &cfg.prometheus_bin {
-        systems.push((System::Prometheus, p.clone()));
-    }
-    for (s, bin) in &systems {
+    // Check every binary before the first, long, system run.
+    for (s, bin) in &cfg.systems {
         if !bin.is_file() {
             return Err(format!(
                 "{} binary {}: no such file",
@@ -314,7 +524,7 @@ pub fn run(cfg: &CompareConfig) -> Result<Report, String> {
     }
 
     let started = Instant::now();
-    let loadavg_start = read_trimmed("/proc/loadavg");
+    let loadavg_start = loadavg();
     let span_ms = (cfg.points as i64).saturating_mul(cfg.interval_ms);
     // The data ends now, aligned to the interval so timestamps are round.
     let start_ms = {
@@ -325,61 +535,64 @@ pub fn run(cfg: &CompareConfig) -> Result<Report, String> {
     // instant query sees every series' last sample.
     let eval_ms = start_ms + span_ms;
     let queries = query::dashboard_queries();
+    let witness = Query {
+        name: "witness",
+        expr: witness_promql(&metric_names(cfg), span_ms, cfg.interval_ms),
+        shape: Shape::Instant,
+    };
 
     let mut runs = Vec::new();
-    for (system, bin) in &systems {
-        runs.push(run_system(*system, bin, cfg, start_ms, eval_ms, &queries)?);
+    for (system, bin) in &cfg.systems {
+        runs.push(run_system(
+            *system, bin, cfg, start_ms, eval_ms, &queries, &witness,
+        )?);
     }
 
-    let find = |s: System| runs.iter().find(|r| r.result.system == s);
-    let (tsdb, prom) = (find(System::Tsdb), find(System::Prometheus));
-    let mut rows = Vec::with_capacity(queries.len());
-    let mut totals = Totals {
-        queries_compared: 0,
-        tsdb_sum_of_medians_ms: 0.0,
-        prometheus_sum_of_medians_ms: 0.0,
-        ratio: None,
-        answers_equal: 0,
-        wall_seconds: 0.0,
-    };
-    for (i, q) in queries.iter().enumerate() {
-        let t = tsdb.and_then(|r| r.measured.get(i)).cloned();
-        let p = prom.and_then(|r| r.measured.get(i)).cloned();
-        let (mut ratio, mut equal, mut difference) = (None, None, None);
-        if let (Some(t), Some(p)) = (&t, &p)
-            && let (Some(ta), Some(pa)) = (&t.answer, &p.answer)
-            && t.error.is_none()
-            && p.error.is_none()
-        {
-            ratio = query::ratio(t.median_ms, p.median_ms);
-            difference = ta.difference(pa);
-            equal = Some(difference.is_none());
-            totals.queries_compared += 1;
-            totals.tsdb_sum_of_medians_ms += t.median_ms;
-            totals.prometheus_sum_of_medians_ms += p.median_ms;
-            totals.answers_equal += usize::from(difference.is_none());
-        }
-        rows.push(QueryRow {
-            query: q.clone(),
-            tsdb: t,
-            prometheus: p,
-            ratio,
-            answers_equal: equal,
-            difference,
-        });
-    }
-    totals.ratio = query::ratio(
-        totals.tsdb_sum_of_medians_ms,
-        totals.prometheus_sum_of_medians_ms,
-    );
-    totals.wall_seconds = started.elapsed().as_secs_f64();
+    let rows = query_rows(&queries, &runs);
+    let systems: Vec<SystemResult> = runs.iter().map(|r| r.result.clone()).collect();
+    let ratios = System::ALL
+        .into_iter()
+        .filter(|s| *s != System::Tsdb)
+        .filter_map(|peer| crate::report::ratios(&systems, &rows, peer))
+        .collect();
+    let prometheus_ran = systems.iter().any(|s| s.system == System::Prometheus);
+    let agreement = systems
+        .iter()
+        .filter(|s| prometheus_ran && s.system != System::Prometheus)
+        .filter(|s| s.system.speaks_promql())
+        .map(|s| {
+            let cells = rows
+                .iter()
+                .filter_map(|r| r.cells.iter().find(|c| c.system == s.system));
+            let compared: Vec<bool> = cells.filter_map(|c| c.equal_to_prometheus).collect();
+            Agreement {
+                system: s.system,
+                compared: compared.len(),
+                equal: compared.iter().filter(|e| **e).count(),
+            }
+        })
+        .collect();
 
     Ok(Report {
         tool: "tsdb-bench compare",
         params: Params {
             command_line: cfg.command_line.clone(),
-            tsdb_bin: cfg.tsdb_bin.display().to_string(),
-            prometheus_bin: cfg.prometheus_bin.as_ref().map(|p| p.display().to_string()),
+            systems: cfg
+                .systems
+                .iter()
+                .map(|(s, b)| SystemParam {
+                    system: *s,
+                    bin: b.display().to_string(),
+                })
+                .collect(),
+            skipped: cfg
+                .skipped
+                .iter()
+                .map(|(s, r)| Skipped {
+                    system: *s,
+                    reason: r.clone(),
+                })
+                .collect(),
             series: cfg.series,
             points: cfg.points,
             interval_ms: cfg.interval_ms,
@@ -390,348 +603,87 @@ pub fn run(cfg: &CompareConfig) -> Result<Report, String> {
             start_ms,
             eval_time_ms: eval_ms,
             instance_subset: query::SUBSET,
+            witness_promql: witness.expr.clone(),
+            witness_influxql: INFLUXQL_WITNESS,
         },
         host: Host {
             facts: load::host_facts(),
             mem_total_bytes: mem_total_bytes(),
             loadavg_start,
-            loadavg_end: read_trimmed("/proc/loadavg"),
+            loadavg_end: loadavg(),
         },
         data: runs.first().map(|r| r.data.clone()),
-        systems: runs.into_iter().map(|r| r.result).collect(),
+        systems,
         queries: rows,
-        totals,
+        ratios,
+        agreement,
+        wall_seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// `12.34`, or `-` for a missing number.
-fn ms(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v.is_finite() => format!("{v:.2}"),
-        _ => "-".into(),
-    }
-}
-
-/// A cell's text with the characters that would break a Markdown table escaped.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-impl Report {
-    /// The Markdown form: parameters, host, per-system ingest and witness, the query
-    /// table with totals, and the differences in words.
-    pub fn markdown(&self) -> String {
-        let p = &self.params;
-        let h = &self.host;
-        let mut s = String::new();
-        let _ = writeln!(s, "# tsdb vs Prometheus: query latency on the same data\n");
-        let _ = writeln!(s, "Command: `{}`\n", p.command_line);
-        let _ = writeln!(s, "## Parameters\n");
-        let _ = writeln!(
-            s,
-            "- series {}, points {} per series, interval {} ms ({} samples per system)",
-            p.series,
-            p.points,
-            p.interval_ms,
-            p.series as u64 * p.points
-        );
-        let _ = writeln!(
-            s,
-            "- remote_write: {} connections, {} samples per request, seed {}",
-            p.connections, p.samples_per_request, p.seed
-        );
-        let _ = writeln!(
-            s,
-            "- data from {} to {} ms; every query evaluated at (or ending at) {} ms",
-            p.start_ms,
-            p.start_ms + p.points as i64 * p.interval_ms,
-            p.eval_time_ms
-        );
-        let _ = writeln!(
-            s,
-            "- each query: 1 warm-up, then {} timed runs (client-side: request sent to body read); p99 is nearest-rank, so the maximum below 100 runs",
-            p.query_runs
-        );
-        let _ = writeln!(s, "- per-instance panels select `{}`", p.instance_subset);
-        let _ = writeln!(s, "- tsdb: `{}`", p.tsdb_bin);
-        let _ = writeln!(
-            s,
-            "- Prometheus: `{}`",
-            p.prometheus_bin.as_deref().unwrap_or("(not run)")
-        );
-        if let Some(d) = &self.data {
-            let _ = writeln!(
-                s,
-                "- data: {} hosts, {} metric names, {:.1} labels per series, {:.1} bytes as text per series",
-                d.hosts, d.metric_names, d.mean_labels_per_series, d.mean_series_text_bytes
-            );
-        }
-        let _ = writeln!(s, "\n## Host\n");
-        let _ = writeln!(
-            s,
-            "- {} CPUs ({}), {:.1} GiB RAM, kernel {}",
-            h.facts.nproc,
-            h.facts.cpu_model,
-            h.mem_total_bytes as f64 / f64::from(1u32 << 30),
-            h.facts.kernel
-        );
-        let _ = writeln!(
-            s,
-            "- /proc/loadavg at start `{}`, at end `{}`",
-            h.loadavg_start, h.loadavg_end
-        );
-
-        let _ = writeln!(s, "\n## Systems\n");
-        let _ = writeln!(
-            s,
-            "| system | version | samples accepted | failed requests | ingest samples/s | load wall s | write p50 / p99 ms | flush s | data dir MB | queries failed | sum of medians ms | answers checksum |"
-        );
-        let _ = writeln!(
-            s,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
-        for r in &self.systems {
-            let i = &r.ingest;
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} of {} | {} | {:.0} | {:.1} | {:.2} / {:.2} | {} | {:.1} | {} | {:.2} | `{}` |",
-                r.system.name(),
-                cell(&r.version),
-                r.witness.samples_accepted,
-                i.samples_sent,
-                i.requests_failed,
-                i.accepted_samples_per_second,
-                i.wall_seconds,
-                i.request_p50_ms,
-                i.request_p99_ms,
-                r.flush_seconds.map_or("-".into(), |f| format!("{f:.2}")),
-                r.data_dir_bytes as f64 / 1e6,
-                r.queries_failed,
-                r.sum_of_medians_ms,
-                r.witness.answers_checksum
-            );
-        }
-        for r in &self.systems {
-            if let Some(e) = &r.ingest.first_error {
-                let _ = writeln!(s, "\n{} first write error: {}", r.system.name(), cell(e));
-            }
-            if r.ingest.generator == "live" {
-                let _ = writeln!(
-                    s,
-                    "\n{}: bodies were encoded live, so the generator shared the CPU with the server.",
-                    r.system.name()
-                );
-            }
-        }
-
-        let _ = writeln!(s, "\n## Queries\n");
-        let _ = writeln!(
-            s,
-            "| # | query | shape | tsdb median ms | tsdb p99 ms | Prometheus median ms | Prometheus p99 ms | tsdb/Prom | answers equal | series (tsdb / Prom) |"
-        );
-        let _ = writeln!(s, "|---:|---|---|---:|---:|---:|---:|---:|---|---|");
-        let med = |m: &Option<Measured>| {
-            ms(m.as_ref()
-                .filter(|m| m.error.is_none())
-                .map(|m| m.median_ms))
-        };
-        let p99 =
-            |m: &Option<Measured>| ms(m.as_ref().filter(|m| m.error.is_none()).map(|m| m.p99_ms));
-        let series = |m: &Option<Measured>| match m {
-            Some(m) if m.error.is_some() => "error".to_string(),
-            Some(m) => m.series.to_string(),
-            None => "-".into(),
-        };
-        for (i, r) in self.queries.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "| {} | {}: `{}` | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-                i + 1,
-                cell(r.query.name),
-                cell(&r.query.expr),
-                r.query.shape.describe(),
-                med(&r.tsdb),
-                p99(&r.tsdb),
-                med(&r.prometheus),
-                p99(&r.prometheus),
-                r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
-                match r.answers_equal {
-                    Some(true) => "yes",
-                    Some(false) => "**NO**",
-                    None => "-",
-                },
-                series(&r.tsdb),
-                series(&r.prometheus),
-            );
-        }
-        let t = &self.totals;
-        let _ = writeln!(
-            s,
-            "| | **total (sum of medians over the {} queries both answered)** | | **{:.2}** | | **{:.2}** | | **{}** | {} of {} equal | |",
-            t.queries_compared,
-            t.tsdb_sum_of_medians_ms,
-            t.prometheus_sum_of_medians_ms,
-            t.ratio.map_or("-".into(), |x| format!("{x:.2}")),
-            t.answers_equal,
-            t.queries_compared
-        );
-        let _ = writeln!(
-            s,
-            "\ntsdb/Prom is the ratio of medians: below 1 means tsdb answered faster."
-        );
-
-        let differing: Vec<_> = self
-            .queries
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.difference.is_some())
-            .collect();
-        let errors: Vec<String> = self
-            .queries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                [("tsdb", &r.tsdb), ("Prometheus", &r.prometheus)]
-                    .into_iter()
-                    .filter_map(move |(name, m)| {
-                        let e = m.as_ref()?.error.as_ref()?;
-                        Some(format!("- #{} on {name}: {}", i + 1, cell(e)))
-                    })
-            })
-            .collect();
-        if !differing.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n## Differing answers (first difference, tsdb vs Prometheus)\n"
-            );
-            for (i, r) in differing {
-                let _ = writeln!(
-                    s,
-                    "- #{} {}: {}",
-                    i + 1,
-                    r.query.name,
-                    cell(r.difference.as_deref().unwrap_or(""))
-                );
-            }
-        }
-        if !errors.is_empty() {
-            let _ = writeln!(s, "\n## Failed queries\n");
-            for e in errors {
-                let _ = writeln!(s, "{e}");
-            }
-        }
-        let _ = writeln!(s, "\nTotal wall time {:.1}s.", t.wall_seconds);
-        s
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::{Canonical, Shape};
 
-    fn measured(median_ms: f64, answer: &str) -> Measured {
-        let canonical = Canonical {
-            result_type: "vector".into(),
-            series: vec![("{}".into(), vec![(0, answer.into())])],
-        };
-        Measured {
-            runs_ms: vec![median_ms],
-            median_ms,
-            p99_ms: median_ms,
-            max_ms: median_ms,
-            result_type: Some("vector".into()),
-            series: 1,
-            points: 1,
-            response_bytes: 10,
-            checksum: Some(format!("{:016x}", canonical.checksum())),
-            error: None,
-            answer: Some(canonical),
-        }
+    #[test]
+    fn systems_are_picked_by_flag_and_presence() {
+        let bins = [
+            (System::Tsdb, Some(PathBuf::from("/bin/true"))),
+            (System::Prometheus, Some(PathBuf::from("/nonexistent/prom"))),
+            (System::VictoriaMetrics, Some(PathBuf::from("/bin/sh"))),
+            (
+                System::Influxdb,
+                Some(PathBuf::from("/nonexistent/influxd")),
+            ),
+        ];
+        let (run, skipped) = pick_systems(None, &bins).unwrap();
+        let keys: Vec<&str> = run.iter().map(|(s, _)| s.key()).collect();
+        assert_eq!(keys, ["tsdb", "victoria-metrics"]);
+        assert_eq!(skipped.len(), 2);
+        assert!(
+            skipped[0].1.contains("/nonexistent/prom: no such file"),
+            "{skipped:?}"
+        );
+
+        // Named explicitly, a missing binary is an error, not a skip.
+        let only = vec!["tsdb".to_string(), "influxdb".to_string()];
+        let err = pick_systems(Some(&only), &bins).unwrap_err();
+        assert!(err.contains("InfluxDB: /nonexistent/influxd"), "{err}");
+        let only = vec!["victoria-metrics".to_string()];
+        let (run, skipped) = pick_systems(Some(&only), &bins).unwrap();
+        assert_eq!(run.len(), 1);
+        assert!(skipped.iter().all(|(_, r)| r == "not in --systems"));
+        let err = pick_systems(Some(&["mysql".to_string()]), &bins).unwrap_err();
+        assert!(err.contains("unknown system"), "{err}");
+        let none = [(System::Tsdb, None)];
+        let only = vec!["tsdb".to_string()];
+        assert!(
+            pick_systems(Some(&only), &none)
+                .unwrap_err()
+                .contains("--tsdb-bin")
+        );
     }
 
     #[test]
-    fn markdown_shows_ratios_totals_and_differences() {
-        let q = |name| Query {
-            name,
-            expr: "sum(x{a=~\"b|c\"})".into(),
-            shape: Shape::Instant,
-        };
-        let row = |name, t: Measured, p: Measured| {
-            let difference = t
-                .answer
-                .as_ref()
-                .and_then(|a| a.difference(p.answer.as_ref()?));
-            QueryRow {
-                query: q(name),
-                ratio: query::ratio(t.median_ms, p.median_ms),
-                answers_equal: Some(difference.is_none()),
-                difference,
-                tsdb: Some(t),
-                prometheus: Some(p),
-            }
-        };
-        let report = Report {
-            tool: "tsdb-bench compare",
-            params: Params {
-                command_line: "tsdb-bench compare".into(),
-                tsdb_bin: "tsdb".into(),
-                prometheus_bin: Some("prometheus".into()),
-                series: 10,
-                points: 3,
-                interval_ms: 10_000,
-                connections: 1,
-                samples_per_request: 10,
-                query_runs: 1,
-                seed: 1,
-                start_ms: 0,
-                eval_time_ms: 30_000,
-                instance_subset: query::SUBSET,
-            },
-            host: Host {
-                facts: load::host_facts(),
-                mem_total_bytes: 1 << 30,
-                loadavg_start: "0".into(),
-                loadavg_end: "0".into(),
-            },
-            data: None,
-            systems: vec![],
-            queries: vec![
-                row("same", measured(1.0, "1"), measured(4.0, "1")),
-                row("differs", measured(3.0, "1"), measured(2.0, "2")),
-            ],
-            totals: Totals {
-                queries_compared: 2,
-                tsdb_sum_of_medians_ms: 4.0,
-                prometheus_sum_of_medians_ms: 6.0,
-                ratio: query::ratio(4.0, 6.0),
-                answers_equal: 1,
-                wall_seconds: 1.0,
-            },
-        };
-        let md = report.markdown();
-        assert!(md.contains("| 1 | same: `sum(x{a=~\"b\\|c\"})` | instant | 1.00 | 1.00 | 4.00 | 4.00 | 0.25 | yes | 1 / 1 |"), "{md}");
-        assert!(md.contains("| 1.50 | **NO** |"), "{md}");
-        assert!(
-            md.contains("**4.00** | | **6.00** | | **0.67** | 1 of 2 equal"),
-            "{md}"
+    fn the_witness_window_covers_the_span_and_replay_lines_parse() {
+        assert_eq!(
+            witness_promql(&["a".into(), "b".into()], 7_200_000, 10_000),
+            "(sum(count_over_time(a[7210s])) or vector(0)) + (sum(count_over_time(b[7210s])) or vector(0))"
         );
-        assert!(
-            md.contains("- #2 differs: 1 vs 1 series, 1 vs 1 points; {} at 0: 1 vs 2"),
-            "{md}"
-        );
-        let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["queries"][1]["answers_equal"], false);
-        assert_eq!(json["queries"][0]["kind"], "instant");
-        assert_eq!(json["queries"][0]["ratio"], 0.25);
-        assert!(!report.failed());
+        let text = "2026-11-23T10:00:00Z INFO replaying WAL shard=0 samples=5 duration_ms=12\n\
+                    2026-11-23T10:00:00Z INFO replaying WAL shard=1 samples=5 duration_ms=345\n\
+                    other duration_ms=9999\n";
+        assert_eq!(replay_log_ms(text), Some(345));
+        let json = r#"{"msg":"replaying WAL","duration_ms":77}"#;
+        assert_eq!(replay_log_ms(json), Some(77));
+        assert_eq!(replay_log_ms("nothing"), None);
     }
 
     #[test]
-    fn missing_binaries_are_refused_before_anything_starts() {
+    fn bad_parameters_are_refused_before_anything_starts() {
         let cfg = CompareConfig {
-            tsdb_bin: "/nonexistent/tsdb".into(),
-            prometheus_bin: None,
+            systems: vec![(System::Tsdb, "/nonexistent/tsdb".into())],
+            skipped: vec![],
             series: 10,
             points: 2,
             interval_ms: 10_000,

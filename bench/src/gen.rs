@@ -729,6 +729,12 @@ impl std::fmt::Debug for BodyEncoder {
     }
 }
 
+impl Default for BodyEncoder {
+    fn default() -> BodyEncoder {
+        BodyEncoder::new()
+    }
+}
+
 impl BodyEncoder {
     pub fn new() -> BodyEncoder {
         BodyEncoder {

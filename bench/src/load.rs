@@ -46,7 +46,8 @@ pub enum Encoding {
 
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
-    /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the server, e.g. `http://127.0.0.1:8080`; a query string (`?db=x`)
+    /// is appended to the protocol's write path.
     pub url: String,
     pub protocol: Protocol,
     pub series: usize,
@@ -583,7 +584,15 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, String> {
         ),
     };
 
-    let base = cfg.url.trim_end_matches('/');
+    // A query string on the URL (InfluxDB's `?db=NAME`) goes after the protocol's path.
+    let (base, extra_query) = cfg.url.split_once('?').unwrap_or((&cfg.url, ""));
+    let base = base.trim_end_matches('/');
+    let path = cfg.protocol.path();
+    let url = match (extra_query, path.contains('?')) {
+        ("", _) => format!("{base}{path}"),
+        (q, true) => format!("{base}{path}&{q}"),
+        (q, false) => format!("{base}{path}?{q}"),
+    };
     // The clock starts here: dataset and pre-encoding above are not timed.
     let started = Instant::now();
     let plan = Plan {
@@ -596,7 +605,7 @@ pub fn run(cfg: &LoadConfig) -> Result<Report, String> {
             RunLength::Duration(d) => Some(started + d),
             RunLength::Points(_) => None,
         },
-        url: format!("{base}{}", cfg.protocol.path()),
+        url,
         bodies: &bodies,
         next: AtomicU64::new(0),
         gate: Gate::new(chunks.len()),

@@ -6,16 +6,12 @@
 //! with `--json FILE` (`-` for stdout). Exit code 1 if any request failed, 2 if the
 //! run could not be set up.
 //!
-//! `tsdb-bench compare` starts tsdb and Prometheus on the same data, one after the
-//! other, and measures a fixed set of dashboard queries on each: a Markdown table on
-//! stderr (and `--markdown FILE`), JSON with `--json FILE`. Exit code 1 if a sample was
-//! refused or a query failed, 2 if the comparison could not be set up.
-
-mod compare;
-mod r#gen;
-mod load;
-mod peers;
-mod query;
+//! `tsdb-bench compare` starts tsdb, Prometheus, VictoriaMetrics and InfluxDB (those
+//! present) on the same data, one after the other, and measures ingest, CPU, memory,
+//! size on disk, recovery after kill -9 and a fixed set of dashboard queries on each:
+//! a Markdown report on stderr (and `--markdown FILE`), JSON with `--json FILE`. Exit
+//! code 1 if a sample was refused, a query failed, or tsdb answered differently from
+//! Prometheus or lost an acknowledged sample; 2 if the comparison could not be set up.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,8 +20,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::r#gen::Protocol;
-use crate::load::{Encoding, LoadConfig, RunLength};
+use tsdb_bench::compare;
+use tsdb_bench::r#gen::Protocol;
+use tsdb_bench::load::{self, Encoding, LoadConfig, RunLength};
+use tsdb_bench::peers::System;
 
 #[derive(Parser)]
 #[command(name = "tsdb-bench", version, about = "Load generator for tsdb")]
@@ -38,22 +36,30 @@ struct Cli {
 enum Command {
     /// Send node-exporter-like samples in time order and report throughput and latency.
     Load(LoadArgs),
-    /// Load the same data into tsdb and Prometheus and compare their query latency.
+    /// Load the same data into tsdb and its peers, one after the other, and compare
+    /// ingest, CPU, memory, disk, recovery after kill -9 and query latency.
     Compare(CompareArgs),
 }
 
-/// Where Debian installs Prometheus; used when `--prometheus-bin` is not given.
-const DEFAULT_PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
-
 #[derive(clap::Args)]
 struct CompareArgs {
-    /// The tsdb binary to start.
+    /// The tsdb binary to start [without it, tsdb is skipped].
     #[arg(long)]
-    tsdb_bin: PathBuf,
-    /// The Prometheus binary to start [default: /usr/bin/prometheus when it exists,
-    /// else Prometheus is skipped].
+    tsdb_bin: Option<PathBuf>,
+    /// The Prometheus binary [default: /usr/bin/prometheus].
     #[arg(long)]
     prometheus_bin: Option<PathBuf>,
+    /// The VictoriaMetrics binary [default: /usr/bin/victoria-metrics].
+    #[arg(long)]
+    victoria_metrics_bin: Option<PathBuf>,
+    /// The InfluxDB 1.x binary [default: /usr/bin/influxd].
+    #[arg(long)]
+    influxd_bin: Option<PathBuf>,
+    /// Which systems to run, comma-separated: tsdb, prometheus, victoria-metrics,
+    /// influxdb [default: every one whose binary is present; the others are named on
+    /// stderr]. A system named here whose binary is missing is an error.
+    #[arg(long, value_delimiter = ',')]
+    systems: Option<Vec<String>>,
     /// Number of series.
     #[arg(long, default_value_t = 100_000)]
     series: usize,
@@ -87,7 +93,8 @@ struct CompareArgs {
 
 #[derive(clap::Args)]
 struct LoadArgs {
-    /// Base URL of the server.
+    /// Base URL of the server; a query string is appended to the write path (InfluxDB:
+    /// `http://127.0.0.1:8086?db=NAME`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     #[arg(long, value_enum, default_value_t = Protocol::RemoteWrite)]
@@ -175,18 +182,25 @@ fn write_output(path: &std::path::Path, text: &str) -> Result<(), String> {
 }
 
 fn compare_command(a: CompareArgs) -> ExitCode {
-    let prometheus_bin = a.prometheus_bin.or_else(|| {
-        let default = PathBuf::from(DEFAULT_PROMETHEUS_BIN);
-        if default.is_file() {
-            Some(default)
-        } else {
-            eprintln!("tsdb-bench: {DEFAULT_PROMETHEUS_BIN} not found: measuring tsdb alone");
-            None
+    let bins = [
+        (System::Tsdb, a.tsdb_bin),
+        (System::Prometheus, a.prometheus_bin),
+        (System::VictoriaMetrics, a.victoria_metrics_bin),
+        (System::Influxdb, a.influxd_bin),
+    ];
+    let (systems, skipped) = match compare::pick_systems(a.systems.as_deref(), &bins) {
+        Ok(picked) => picked,
+        Err(e) => {
+            eprintln!("tsdb-bench: {e}");
+            return ExitCode::from(2);
         }
-    });
+    };
+    for (s, why) in &skipped {
+        eprintln!("tsdb-bench: skipping {}: {why}", s.name());
+    }
     let cfg = compare::CompareConfig {
-        tsdb_bin: a.tsdb_bin,
-        prometheus_bin,
+        systems,
+        skipped,
         series: a.series,
         points: a.points,
         interval_ms: a.interval.as_millis().min(i64::MAX as u128) as i64,
@@ -221,10 +235,14 @@ fn compare_command(a: CompareArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if report.failed() {
-        ExitCode::from(1)
-    } else {
+    let failures = report.failures();
+    for f in &failures {
+        eprintln!("tsdb-bench: FAILED: {f}");
+    }
+    if failures.is_empty() {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -321,6 +339,17 @@ mod tests {
         };
         assert_eq!((c.series, c.points, c.query_runs), (100_000, 720, 10));
         assert_eq!(c.interval, Duration::from_secs(10));
-        assert!(Cli::try_parse_from(["tsdb-bench", "compare"]).is_err());
+        assert_eq!(c.tsdb_bin, Some(PathBuf::from("t")));
+        let Command::Compare(c) =
+            Cli::try_parse_from(["tsdb-bench", "compare", "--systems", "prometheus,influxdb"])
+                .unwrap()
+                .command
+        else {
+            panic!("compare did not parse as compare");
+        };
+        assert_eq!(
+            c.systems,
+            Some(vec!["prometheus".to_string(), "influxdb".to_string()])
+        );
     }
 }

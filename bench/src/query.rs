@@ -336,6 +336,12 @@ pub fn canonicalize(body: &[u8]) -> Result<Canonical, String> {
 #[derive(Clone, Copy, Debug)]
 pub struct Fnv(u64);
 
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv::new()
+    }
+}
+
 impl Fnv {
     pub fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
