@@ -2,7 +2,9 @@
 //! own way, and then the directory that holds its compressed form is measured.
 //!
 //! - tsdb: `POST /api/v1/admin/flush` (the head into blocks), then
-//!   `POST /api/v1/admin/compact`; the whole data directory.
+//!   `POST /api/v1/admin/compact`; the `blocks` directory, its compressed form. The
+//!   WAL segments a flush keeps for one more generation (so a live backup can copy
+//!   them) are measured apart, as `kept_wal`: they go at the next flush.
 //! - Prometheus: keeps two hours in its head and has no flush, so
 //!   `POST /api/v1/admin/tsdb/snapshot` writes the head as a block into a snapshot
 //!   directory; that directory (its compressed on-disk form) is measured.
@@ -84,6 +86,9 @@ pub struct OnDisk {
     pub settled: bool,
     #[serde(flatten)]
     pub usage: Usage,
+    /// tsdb only: its `wal` directory after the flush, the segments kept for one
+    /// more flush generation (deleted by the next flush), not in `usage`.
+    pub kept_wal: Option<Usage>,
 }
 
 /// Persists and compacts `peer`'s data and measures it (see the module doc).
@@ -96,7 +101,11 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
         System::Tsdb => {
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/flush"))?;
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/compact"))?;
-            ("admin/flush + admin/compact; data dir", true, usage(dir))
+            (
+                "admin/flush + admin/compact; blocks dir (the WAL kept for one more flush generation apart)",
+                true,
+                usage(&dir.join("blocks")),
+            )
         }
         System::Prometheus => {
             let url = format!("{base}/api/v1/admin/tsdb/snapshot");
@@ -143,11 +152,13 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
             )
         }
     };
+    let kept_wal = (peer.system == System::Tsdb).then(|| self::usage(&dir.join("wal")));
     Ok(OnDisk {
         method,
         seconds: started.elapsed().as_secs_f64(),
         settled,
         usage,
+        kept_wal,
     })
 }
 

@@ -135,6 +135,11 @@ impl Report {
                 if r.disk.settled { "" } else { " (unsettled)" }
             )
         });
+        row(s, "WAL kept for one more flush MB", sys, |r| {
+            r.disk
+                .kept_wal
+                .map_or_else(|| "-".to_string(), |u| mb(u.allocated_bytes))
+        });
         row(s, "**bytes/sample**", sys, |r| {
             format!("**{:.3}**", r.bytes_per_sample)
         });
