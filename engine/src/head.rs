@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::block::{ChunkData, SeriesChunks};
 use crate::chunk::{self, XorAppender};
+use crate::ingest::SeriesView;
 use crate::limits::CHUNK_SAMPLES_MAX;
 use crate::model::{Labels, Matcher, Sample, matches_all};
 use crate::wal::record::SeriesRef;
@@ -173,6 +174,16 @@ impl Head {
             self.series
                 .get(id as usize)
                 .is_some_and(|s| &s.labels == labels)
+        })
+    }
+
+    /// The id of the series a batch's borrowed labels name, if the head has it: no
+    /// label is copied to look it up.
+    pub fn lookup_borrowed(&self, series: &SeriesView<'_>) -> Option<u32> {
+        self.by_hash.get(&series.hash)?.iter().copied().find(|&id| {
+            self.series
+                .get(id as usize)
+                .is_some_and(|s| series.labels_eq(&s.labels))
         })
     }
 
