@@ -256,12 +256,18 @@ impl IngestBatchBuilder {
         if sorted.is_empty() {
             return Err(LabelsError::Empty);
         }
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for pair in sorted.windows(2) {
-            if let [a, b] = pair
-                && a.0 == b.0
-            {
-                return Err(LabelsError::DuplicateName(a.0.to_owned()));
+        // Prometheus sends labels sorted: then one pass proves them sorted and unique.
+        let strictly_sorted = sorted
+            .windows(2)
+            .all(|pair| matches!(pair, [a, b] if a.0 < b.0));
+        if !strictly_sorted {
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for pair in sorted.windows(2) {
+                if let [a, b] = pair
+                    && a.0 == b.0
+                {
+                    return Err(LabelsError::DuplicateName(a.0.to_owned()));
+                }
             }
         }
         for &(name, value) in sorted.iter() {

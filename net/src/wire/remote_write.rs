@@ -13,7 +13,8 @@ use prost::Message;
 use tsdb_engine::ingest::{IngestBatch, IngestBatchBuilder};
 
 use super::proto_size::{self, Field};
-use super::{IngestLimits, WireError, check_label_limits, check_series_total, write_request};
+use super::write_request::{self, WalkError};
+use super::{IngestLimits, WireError, check_label_limits, check_series_total};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -116,21 +117,39 @@ pub fn decode(body: &[u8], limits: &IngestLimits) -> Result<IngestBatch, WireErr
         .decompress_vec(body)
         .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
     // Messages cost more decoded than on the wire (an empty `TimeSeries` is 2 bytes
-    // and a 48-byte struct), so their structs count against the same limit.
-    let struct_bytes =
-        proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, limits.decoded_body_bytes_max);
-    if struct_bytes > limits.decoded_body_bytes_max {
-        return Err(WireError::Limit {
-            limit: "decoded_body_size",
-            message: format!(
-                "remote_write body decodes to more than {} bytes of messages, the limit (limits.max_decoded_body_size)",
-                limits.decoded_body_bytes_max
-            ),
-        });
+    // and a 48-byte struct), so their structs count against the same limit. The walk
+    // counts them as it reads; a malformed body is counted again by `proto_size`'s
+    // structural walk, which goes past the errors the walk stops at, so that a body
+    // is refused by the limit exactly when it was before the walk counted.
+    let budget = limits.decoded_body_bytes_max;
+    let over_budget = || WireError::Limit {
+        limit: "decoded_body_size",
+        message: format!(
+            "remote_write body decodes to more than {budget} bytes of messages, the limit (limits.max_decoded_body_size)"
+        ),
+    };
+    // A body too big to be walked within the budget whatever it holds is counted
+    // first, without allocating: a protobuf bomb (millions of empty messages) is
+    // refused before the walk's lists grow. Every other body, as clients send them,
+    // is only counted by the walk itself.
+    let struct_bytes_bound =
+        (raw.len() / 2 + 1).saturating_mul(proto_size::elem_bytes_max(WRITE_REQUEST_FIELDS));
+    if struct_bytes_bound > budget
+        && proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget
+    {
+        return Err(over_budget());
     }
     let raw = Arc::new(raw);
-    let wire = write_request::walk(&raw)
-        .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))?;
+    let wire = match write_request::walk(&raw, budget) {
+        Ok(wire) => wire,
+        Err(WalkError::OverBudget) => return Err(over_budget()),
+        Err(WalkError::Malformed(e)) => {
+            if proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget {
+                return Err(over_budget());
+            }
+            return Err(WireError::BadData(format!("protobuf decode: {e}")));
+        }
+    };
     let mut batch = IngestBatchBuilder::new(Arc::clone(&raw));
     batch.reserve(wire.series.len().min(limits.series_per_request_max));
     let mut labels = Vec::new();
@@ -190,6 +209,15 @@ mod tests {
         let raw = snap::raw::Decoder::new()
             .decompress_vec(body)
             .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
+        let budget = limits.decoded_body_bytes_max;
+        if proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget {
+            return Err(WireError::Limit {
+                limit: "decoded_body_size",
+                message: format!(
+                    "remote_write body decodes to more than {budget} bytes of messages, the limit (limits.max_decoded_body_size)"
+                ),
+            });
+        }
         let request = WriteRequest::decode(raw.as_slice())
             .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))?;
         let mut batch = Vec::new();
@@ -242,18 +270,32 @@ mod tests {
         });
         let raws = [valid.encode_to_vec(), with_metadata.encode_to_vec()];
         let seeds: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
-        let limits = IngestLimits::default();
+        // A budget of messages the seeds fit and mutants (spans duplicated) outgrow.
+        let tight = IngestLimits {
+            decoded_body_bytes_max: 480,
+            ..IngestLimits::default()
+        };
         let mut rng = fuzz::Rng::new(0x5eed_0002);
-        let (mut accepted, mut refused) = (0, 0);
-        for _ in 0..20_000 {
+        let (mut accepted, mut refused, mut over_budget) = (0, 0, 0);
+        for i in 0..20_000 {
             let input = fuzz::mutate(&mut rng, &seeds);
             let body = snap::raw::Encoder::new().compress_vec(&input).unwrap();
-            match (decode(&body, &limits), decode_with_prost(&body, &limits)) {
+            let limits = if i % 2 == 0 {
+                IngestLimits::default()
+            } else {
+                tight.clone()
+            };
+            let limits = &limits;
+            match (decode(&body, limits), decode_with_prost(&body, limits)) {
                 (Ok(got), Ok(want)) => {
                     assert_eq!(bits(&got), bits(&want), "{input:x?}");
                     accepted += 1;
                 }
                 (Err(got), Err(want)) => {
+                    if let WireError::Limit { .. } = want {
+                        assert_eq!(got, want, "{input:x?}");
+                        over_budget += 1;
+                    }
                     assert_eq!(
                         std::mem::discriminant(&got),
                         std::mem::discriminant(&want),
@@ -264,7 +306,10 @@ mod tests {
                 (got, want) => panic!("{input:x?}: in place {got:?}, prost {want:?}"),
             }
         }
-        assert!(accepted > 1000 && refused > 1000, "{accepted} / {refused}");
+        assert!(
+            accepted > 500 && refused > 1000 && over_budget > 100,
+            "{accepted} accepted, {refused} refused, {over_budget} over the budget"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ use prost::DecodeError;
 use prost::encoding::{
     DecodeContext, WireType, check_wire_type, decode_key, decode_varint, skip_field,
 };
-use tsdb_engine::model::Sample;
+use tsdb_engine::model;
+
+use super::remote_write::{Label, MetricMetadata, Sample, TimeSeries};
 
 /// Why a body is not a `WriteRequest`, worded as prost words it.
 #[derive(Debug)]
@@ -65,6 +67,45 @@ impl fmt::Display for ProtoError {
 
 type Result<T> = std::result::Result<T, ProtoError>;
 
+/// Why [`walk`] stopped.
+#[derive(Debug)]
+pub(crate) enum WalkError {
+    Malformed(ProtoError),
+    /// The messages read so far cost more than the budget as prost would decode them
+    /// (see `proto_size`): the body is refused by the decoded size limit.
+    OverBudget,
+}
+
+/// The struct bytes prost would allocate for the messages read so far, counted as
+/// `proto_size::struct_bytes` counts them (an element as its field's header is read),
+/// so that both reach the budget at the same message of a well-formed body.
+struct Cost {
+    bytes: usize,
+    budget: usize,
+}
+
+impl Cost {
+    fn add(&mut self, bytes: usize) -> std::result::Result<(), WalkError> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.bytes > self.budget {
+            return Err(WalkError::OverBudget);
+        }
+        Ok(())
+    }
+}
+
+impl From<ProtoError> for WalkError {
+    fn from(e: ProtoError) -> WalkError {
+        WalkError::Malformed(e)
+    }
+}
+
+impl From<DecodeError> for WalkError {
+    fn from(e: DecodeError) -> WalkError {
+        WalkError::Malformed(e.into())
+    }
+}
+
 /// One `TimeSeries`: its labels and samples, as ranges of the walk's flat lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct WireSeries {
@@ -78,25 +119,38 @@ pub(crate) struct WireRequest<'a> {
     pub(crate) series: Vec<WireSeries>,
     /// `(name, value)` of every label, series after series, in wire order.
     pub(crate) labels: Vec<(&'a str, &'a str)>,
-    pub(crate) samples: Vec<Sample>,
+    pub(crate) samples: Vec<model::Sample>,
 }
 
 /// Reads `buf` as a `WriteRequest`. Metadata is checked as prost checks it, and
-/// dropped; unknown fields (native histograms among them) are skipped.
-pub(crate) fn walk(mut buf: &[u8]) -> Result<WireRequest<'_>> {
+/// dropped; unknown fields (native histograms among them) are skipped. Stops with
+/// [`WalkError::OverBudget`] once the messages read would cost prost more than
+/// `budget` bytes of structs; what it holds itself costs less than that.
+pub(crate) fn walk(
+    mut buf: &[u8],
+    budget: usize,
+) -> std::result::Result<WireRequest<'_>, WalkError> {
     let mut out = WireRequest::default();
+    let mut cost = Cost { bytes: 0, budget };
     while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
             1 => {
-                message(wire_type, &mut buf)
-                    .and_then(|body| time_series(body, &mut out))
-                    .map_err(|e| e.at("WriteRequest", "timeseries"))?;
+                let body =
+                    message(wire_type, &mut buf).map_err(|e| e.at("WriteRequest", "timeseries"))?;
+                cost.add(size_of::<TimeSeries>())?;
+                time_series(body, &mut out, &mut cost).map_err(|e| match e {
+                    WalkError::Malformed(e) => {
+                        WalkError::Malformed(e.at("WriteRequest", "timeseries"))
+                    }
+                    over => over,
+                })?;
             }
             3 => {
-                message(wire_type, &mut buf)
-                    .and_then(metadata)
-                    .map_err(|e| e.at("WriteRequest", "metadata"))?;
+                let body =
+                    message(wire_type, &mut buf).map_err(|e| e.at("WriteRequest", "metadata"))?;
+                cost.add(size_of::<MetricMetadata>())?;
+                metadata(body).map_err(|e| e.at("WriteRequest", "metadata"))?;
             }
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
@@ -136,22 +190,28 @@ fn string<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a str> {
     })
 }
 
-fn time_series<'a>(mut buf: &'a [u8], out: &mut WireRequest<'a>) -> Result<()> {
+fn time_series<'a>(
+    mut buf: &'a [u8],
+    out: &mut WireRequest<'a>,
+    cost: &mut Cost,
+) -> std::result::Result<(), WalkError> {
     let (labels_start, samples_start) = (out.labels.len(), out.samples.len());
     while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
             1 => {
-                let label = message(wire_type, &mut buf)
-                    .and_then(label)
-                    .map_err(|e| e.at("TimeSeries", "labels"))?;
-                out.labels.push(label);
+                let body =
+                    message(wire_type, &mut buf).map_err(|e| e.at("TimeSeries", "labels"))?;
+                cost.add(size_of::<Label>())?;
+                out.labels
+                    .push(label(body).map_err(|e| e.at("TimeSeries", "labels"))?);
             }
             2 => {
-                let sample = message(wire_type, &mut buf)
-                    .and_then(sample)
-                    .map_err(|e| e.at("TimeSeries", "samples"))?;
-                out.samples.push(sample);
+                let body =
+                    message(wire_type, &mut buf).map_err(|e| e.at("TimeSeries", "samples"))?;
+                cost.add(size_of::<Sample>())?;
+                out.samples
+                    .push(sample(body).map_err(|e| e.at("TimeSeries", "samples"))?);
             }
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
@@ -176,8 +236,8 @@ fn label(mut buf: &[u8]) -> Result<(&str, &str)> {
     Ok((name, value))
 }
 
-fn sample(mut buf: &[u8]) -> Result<Sample> {
-    let mut s = Sample::new(0, 0.0);
+fn sample(mut buf: &[u8]) -> Result<model::Sample> {
+    let mut s = model::Sample::new(0, 0.0);
     while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
