@@ -768,7 +768,9 @@ mod tests {
                         let limits = tsdb_net::wire::IngestLimits::default();
                         let batch = match protocol {
                             Protocol::RemoteWrite => {
-                                tsdb_net::wire::remote_write::decode(&body, &limits).unwrap()
+                                tsdb_net::wire::remote_write::decode(&body, &limits)
+                                    .unwrap()
+                                    .to_series()
                             }
                             Protocol::Influx => tsdb_net::wire::line_protocol::parse(
                                 &body,

@@ -8,9 +8,11 @@
 //! sample written last.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::block::{ChunkData, SeriesChunks};
 use crate::chunk::{self, XorAppender};
+use crate::ingest::SeriesView;
 use crate::limits::CHUNK_SAMPLES_MAX;
 use crate::model::{Labels, Matcher, Sample, matches_all};
 use crate::wal::record::SeriesRef;
@@ -104,12 +106,58 @@ pub fn sort_dedup(samples: &mut Vec<Sample>) {
     *samples = out;
 }
 
+/// The series a label hash names: almost always one, kept inline (no allocation, and
+/// no second pointer to follow on every lookup).
+#[derive(Clone, Debug)]
+enum HashIds {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl HashIds {
+    fn ids(&self) -> &[u32] {
+        match self {
+            HashIds::One(id) => std::slice::from_ref(id),
+            HashIds::Many(ids) => ids,
+        }
+    }
+
+    fn push(&mut self, id: u32) {
+        match self {
+            HashIds::One(first) => *self = HashIds::Many(vec![*first, id]),
+            HashIds::Many(ids) => ids.push(id),
+        }
+    }
+}
+
+/// The hasher of `Head::by_hash`: its keys are `Labels::stable_hash`, xxh3 digests
+/// already, so hashing them again (SipHash, the default) only costs time.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called for a `u64` key; this keeps other input correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The in-memory series index and data of one shard.
 #[derive(Debug, Default)]
 pub struct Head {
     series: Vec<MemSeries>,
     by_ref: HashMap<SeriesRef, u32>,
-    by_hash: HashMap<u64, Vec<u32>>,
+    by_hash: HashMap<u64, HashIds, BuildHasherDefault<HashIsKey>>,
     /// label name → label value → ids of series having it, ascending.
     postings: HashMap<String, HashMap<String, Vec<u32>>>,
     min_time_ms: i64,
@@ -169,11 +217,26 @@ impl Head {
 
     /// The id of the series with these labels, if the head has it.
     pub fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
-        self.by_hash.get(&hash)?.iter().copied().find(|&id| {
+        self.by_hash.get(&hash)?.ids().iter().copied().find(|&id| {
             self.series
                 .get(id as usize)
                 .is_some_and(|s| &s.labels == labels)
         })
+    }
+
+    /// The id of the series a batch's borrowed labels name, if the head has it: no
+    /// label is copied to look it up.
+    pub fn lookup_borrowed(&self, series: &SeriesView<'_>) -> Option<u32> {
+        self.by_hash
+            .get(&series.hash)?
+            .ids()
+            .iter()
+            .copied()
+            .find(|&id| {
+                self.series
+                    .get(id as usize)
+                    .is_some_and(|s| series.labels_eq(&s.labels))
+            })
     }
 
     /// The id of the series with WAL reference `wal_ref`.
@@ -226,7 +289,10 @@ impl Head {
         // Postings, maps and the struct itself: an estimate, for the memtable budget.
         self.mem_bytes +=
             labels.mem_bytes() + std::mem::size_of::<MemSeries>() + 64 * labels.len() + 48;
-        self.by_hash.entry(hash).or_default().push(id);
+        self.by_hash
+            .entry(hash)
+            .and_modify(|ids| ids.push(id))
+            .or_insert(HashIds::One(id));
         self.by_ref.insert(wal_ref, id);
         self.series.push(MemSeries {
             labels,

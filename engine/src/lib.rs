@@ -19,6 +19,7 @@ pub mod error;
 pub mod fuzz;
 pub mod head;
 pub mod histogram;
+pub mod ingest;
 pub mod layout;
 pub mod limits;
 pub mod mesh;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::cardinality::{Cardinality, HeadPostings};
 use crate::error::{Error, ReadOnlyCause, Result};
 use crate::head::{SeriesData, sort_dedup};
+use crate::ingest::IngestBatch;
 use crate::model::{Labels, Matcher, SeriesSamples};
 use crate::tombstones::Tombstone;
 
@@ -83,9 +84,10 @@ pub struct ShardDump {
 #[derive(Debug)]
 pub enum ShardRequest {
     Append {
-        batch: Vec<SeriesSamples>,
-        /// `stable_hash` of each series' labels, computed once by the sender.
-        hashes: Vec<u64>,
+        /// The whole request, shared by every shard it touches.
+        batch: Arc<IngestBatch>,
+        /// Indices of the series in `batch` this shard owns.
+        series: Vec<u32>,
         reply: Reply<AppendOutcome>,
     },
     Select {
@@ -250,33 +252,38 @@ impl Mesh {
     /// On error some shards may have written their part: the caller reports the error
     /// and the client retries, which is safe since duplicates are dropped by timestamp.
     pub async fn append(&self, batch: Vec<SeriesSamples>) -> Result<AppendOutcome> {
+        self.append_batch(IngestBatch::from_series(batch)).await
+    }
+
+    /// [`Mesh::append`] of a batch whose labels borrow from the request's bytes: each
+    /// shard involved gets the batch (shared, not copied) and the indices of its series.
+    pub async fn append_batch(&self, batch: IngestBatch) -> Result<AppendOutcome> {
         let n = self.inboxes.len();
-        let mut parts: Vec<(Vec<SeriesSamples>, Vec<u64>)> =
-            (0..n).map(|_| Default::default()).collect();
-        for s in batch {
-            let hash = s.labels.stable_hash();
-            if let Some((p, h)) = parts.get_mut((hash % n.max(1) as u64) as usize) {
-                p.push(s);
-                h.push(hash);
+        let mut parts: Vec<Vec<u32>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, s) in batch.iter().enumerate() {
+            if let Some(p) = parts.get_mut((s.hash % n.max(1) as u64) as usize) {
+                p.push(u32::try_from(i).unwrap_or(u32::MAX));
             }
         }
+        let batch = Arc::new(batch);
         let mut waits = Vec::new();
-        for (shard, (part, hashes)) in parts.into_iter().enumerate() {
-            if part.is_empty() {
+        for (shard, series) in parts.into_iter().enumerate() {
+            if series.is_empty() {
                 continue;
             }
             let (tx, rx) = flume::bounded(1);
             self.send(
                 shard,
                 ShardRequest::Append {
-                    batch: part,
-                    hashes,
+                    batch: Arc::clone(&batch),
+                    series,
                     reply: tx,
                 },
             )
             .await?;
             waits.push(rx);
         }
+        drop(batch);
         let mut total = AppendOutcome::default();
         let mut first_err = None;
         for rx in waits {

@@ -57,6 +57,37 @@ impl fmt::Display for LabelsError {
 
 impl std::error::Error for LabelsError {}
 
+/// [`Labels::stable_hash`] of a label set given as sorted `(name, value)` pairs, owned
+/// or borrowed (`ingest::IngestBatch` hashes its borrowed labels with it).
+pub fn stable_hash_of<'a>(labels: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone) -> u64 {
+    // One-shot over `name 0xff value 0xff …`: the same digest as feeding the pieces
+    // to a streaming hasher, at a fraction of the cost for short label sets.
+    const STACK_BYTES: usize = 512;
+    let len: usize = labels.clone().map(|(n, v)| n.len() + v.len() + 2).sum();
+    let mut stack = [0u8; STACK_BYTES];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= STACK_BYTES {
+        &mut stack
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    let mut at = 0;
+    for (name, value) in labels {
+        for part in [name, value] {
+            if let Some(dst) = buf.get_mut(at..at + part.len()) {
+                dst.copy_from_slice(part);
+            }
+            at += part.len();
+            if let Some(b) = buf.get_mut(at) {
+                *b = 0xff;
+            }
+            at += 1;
+        }
+    }
+    xxhash_rust::xxh3::xxh3_64(buf.get(..len).unwrap_or_default())
+}
+
 /// A sorted, deduplicated label set without empty values.
 ///
 /// Shared, not copied: a query hands one series' labels from the block or head
@@ -167,36 +198,11 @@ impl Labels {
     /// A stable 64-bit hash of the label set; it picks the owning shard, so it must
     /// never change between versions for data already on disk to stay where it is.
     pub fn stable_hash(&self) -> u64 {
-        // One-shot over `name 0xff value 0xff …`: the same digest as feeding the pieces
-        // to a streaming hasher, at a fraction of the cost for short label sets.
-        const STACK_BYTES: usize = 512;
-        let len: usize = self
-            .0
-            .iter()
-            .map(|l| l.name.len() + l.value.len() + 2)
-            .sum();
-        let mut stack = [0u8; STACK_BYTES];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if len <= STACK_BYTES {
-            &mut stack
-        } else {
-            heap.resize(len, 0);
-            &mut heap
-        };
-        let mut at = 0;
-        for l in self.0.iter() {
-            for part in [l.name.as_bytes(), l.value.as_bytes()] {
-                if let Some(dst) = buf.get_mut(at..at + part.len()) {
-                    dst.copy_from_slice(part);
-                }
-                at += part.len();
-                if let Some(b) = buf.get_mut(at) {
-                    *b = 0xff;
-                }
-                at += 1;
-            }
-        }
-        xxhash_rust::xxh3::xxh3_64(buf.get(..len).unwrap_or_default())
+        stable_hash_of(
+            self.0
+                .iter()
+                .map(|l| (l.name.as_bytes(), l.value.as_bytes())),
+        )
     }
 
     /// Bytes the label set takes in memory, for memtable accounting.

@@ -31,11 +31,10 @@ impl<S: Storage> Shard<S> {
         let mut resolved: Vec<(u32, Sample)> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut replies = Vec::with_capacity(group.len());
-        for (batch, hashes, reply) in group {
+        for (batch, indices, reply) in group {
             let mut outcome = AppendOutcome::default();
-            debug_assert_eq!(batch.len(), hashes.len(), "one hash per series");
-            for (series, hash) in batch.into_iter().zip(hashes) {
-                let id = match self.head.lookup(&series.labels, hash) {
+            for series in indices.iter().filter_map(|&i| batch.series(i as usize)) {
+                let id = match self.head.lookup_borrowed(&series) {
                     Some(id) => {
                         // A series replayed on start is logged again before its first
                         // new sample, so that sample never depends on a record that
@@ -54,13 +53,13 @@ impl<S: Storage> Shard<S> {
                         let r = self.next_ref;
                         self.next_ref += 1;
                         outcome.series_created += 1;
-                        let id = self.head.create(series.labels, hash, r);
+                        let id = self.head.create(series.to_labels(), series.hash, r);
                         new_series.push(id);
                         id
                     }
                 };
                 outcome.samples += series.samples.len() as u64;
-                resolved.extend(series.samples.into_iter().map(|s| (id, s)));
+                resolved.extend(series.samples.iter().map(|&s| (id, s)));
             }
             outcomes.push(outcome);
             replies.push(reply);

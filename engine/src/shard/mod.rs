@@ -32,9 +32,9 @@ use std::time::Duration;
 use crate::block::Block;
 use crate::error::ReadOnlyCause;
 use crate::head::Head;
+use crate::ingest::IngestBatch;
 use crate::limits::{DISK_FULL_PROBE_INTERVAL, GROUP_COMMIT_REQUESTS_MAX};
 use crate::mesh::{AppendOutcome, Reply, ShardDump, ShardRequest, ShardStatus};
-use crate::model::SeriesSamples;
 use crate::storage::{Clock, DiskStorage, Storage};
 use crate::trace::{NO_ARGS, TraceArgs};
 use crate::wal::SyncMode;
@@ -230,19 +230,19 @@ impl<S: Storage> Shard<S> {
                 Item::Tick(Tick::Probe) => self.probe_disk_space().await,
                 Item::Request(ShardRequest::Append {
                     batch,
-                    hashes,
+                    series,
                     reply,
                 }) => {
                     // Group commit: take every append already waiting, up to a bound.
-                    let mut group = vec![(batch, hashes, reply)];
+                    let mut group = vec![(batch, series, reply)];
                     let mut others = Vec::new();
                     while group.len() < GROUP_COMMIT_REQUESTS_MAX {
                         match inbox.try_recv() {
                             Ok(ShardRequest::Append {
                                 batch,
-                                hashes,
+                                series,
                                 reply,
-                            }) => group.push((batch, hashes, reply)),
+                            }) => group.push((batch, series, reply)),
                             Ok(other) => {
                                 others.push(other);
                                 break;
@@ -287,10 +287,10 @@ impl<S: Storage> Shard<S> {
         match req {
             ShardRequest::Append {
                 batch,
-                hashes,
+                series,
                 reply,
             } => {
-                self.append_group(vec![(batch, hashes, reply)]).await;
+                self.append_group(vec![(batch, series, reply)]).await;
             }
             ShardRequest::Select {
                 matchers,
@@ -510,5 +510,5 @@ fn trace_name(req: &ShardRequest) -> Option<&'static str> {
     })
 }
 
-/// An append request as the loop sees it.
-pub(crate) type AppendRequest = (Vec<SeriesSamples>, Vec<u64>, Reply<AppendOutcome>);
+/// An append request as the loop sees it: a batch, the indices of this shard's series in it, and where to answer.
+pub(crate) type AppendRequest = (Arc<IngestBatch>, Vec<u32>, Reply<AppendOutcome>);

@@ -18,6 +18,6 @@ pub async fn remote_write(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<
         charge_more(ctx, &mut body, n)?;
     }
     let batch = remote_write::decode(&body, &ctx.limits)?;
-    let outcome = ctx.mesh.append(batch).await?;
+    let outcome = ctx.mesh.append_batch(batch).await?;
     appended(ctx, outcome)
 }

@@ -11,6 +11,7 @@ pub mod line_protocol;
 mod proto_size;
 pub mod remote_read;
 pub mod remote_write;
+mod write_request;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -71,51 +72,68 @@ impl std::error::Error for WireError {}
 /// Checks a raw label list against the limits and builds a validated [`Labels`].
 /// Every decoder calls this for every series, so the rules are the same for all formats.
 pub fn build_labels(labels: Vec<Label>, limits: &IngestLimits) -> Result<Labels, WireError> {
-    if labels.len() > limits.labels_per_series_max {
+    check_label_limits(
+        labels.len(),
+        labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        limits,
+    )?;
+    Labels::new(labels).map_err(|e| WireError::BadData(e.to_string()))
+}
+
+/// The limits [`build_labels`] checks, over `count` labels as they came (remote_write
+/// checks them on labels borrowed from the body).
+pub(crate) fn check_label_limits<'a>(
+    count: usize,
+    labels: impl Iterator<Item = (&'a str, &'a str)>,
+    limits: &IngestLimits,
+) -> Result<(), WireError> {
+    if count > limits.labels_per_series_max {
         return Err(WireError::Limit {
             limit: "labels_per_series",
             message: format!(
-                "series has {} labels, more than the limit of {} (limits.max_labels_per_series)",
-                labels.len(),
+                "series has {count} labels, more than the limit of {} (limits.max_labels_per_series)",
                 limits.labels_per_series_max
             ),
         });
     }
-    for l in &labels {
-        if l.name.len() > limits.label_name_bytes_max {
+    for (name, value) in labels {
+        if name.len() > limits.label_name_bytes_max {
             return Err(WireError::Limit {
                 limit: "label_name_length",
                 message: format!(
                     "label name {:?}… is {} bytes, more than the limit of {} (limits.max_label_name_length)",
-                    l.name.chars().take(32).collect::<String>(),
-                    l.name.len(),
+                    name.chars().take(32).collect::<String>(),
+                    name.len(),
                     limits.label_name_bytes_max
                 ),
             });
         }
-        if l.value.len() > limits.label_value_bytes_max {
+        if value.len() > limits.label_value_bytes_max {
             return Err(WireError::Limit {
                 limit: "label_value_length",
                 message: format!(
-                    "value of label {:?} is {} bytes, more than the limit of {} (limits.max_label_value_length)",
-                    l.name,
-                    l.value.len(),
+                    "value of label {name:?} is {} bytes, more than the limit of {} (limits.max_label_value_length)",
+                    value.len(),
                     limits.label_value_bytes_max
                 ),
             });
         }
     }
-    Labels::new(labels).map_err(|e| WireError::BadData(e.to_string()))
+    Ok(())
 }
 
 /// Checks the number of series in a decoded request.
 pub fn check_series_count(batch: &[SeriesSamples], limits: &IngestLimits) -> Result<(), WireError> {
-    if batch.len() > limits.series_per_request_max {
+    check_series_total(batch.len(), limits)
+}
+
+/// [`check_series_count`] of a request holding `series` series so far.
+pub(crate) fn check_series_total(series: usize, limits: &IngestLimits) -> Result<(), WireError> {
+    if series > limits.series_per_request_max {
         return Err(WireError::Limit {
             limit: "series_per_request",
             message: format!(
-                "request has {} series, more than the limit of {} (limits.max_series_per_request)",
-                batch.len(),
+                "request has {series} series, more than the limit of {} (limits.max_series_per_request)",
                 limits.series_per_request_max
             ),
         });

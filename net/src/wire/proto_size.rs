@@ -30,6 +30,17 @@ pub(crate) fn struct_bytes(buf: &[u8], schema: &[Field], budget: usize) -> usize
     total
 }
 
+/// The most struct bytes one element of `schema` (at any depth) costs. Each element
+/// takes at least two bytes on the wire (its key and its length), so a body of `n`
+/// bytes costs at most `n / 2` times this.
+pub(crate) fn elem_bytes_max(schema: &[Field]) -> usize {
+    schema
+        .iter()
+        .map(|f| f.elem_bytes.max(elem_bytes_max(f.inner)))
+        .max()
+        .unwrap_or(0)
+}
+
 fn walk(mut buf: &[u8], schema: &[Field], budget: usize, total: &mut usize) {
     while !buf.is_empty() && *total <= budget {
         let Ok((tag, wire_type)) = decode_key(&mut buf) else {

@@ -2,15 +2,19 @@
 //!
 //! The message types are written out with prost's derive (no protoc at build time);
 //! field numbers follow Prometheus' `prompb/types.proto` and `remote.proto`.
-//! [`decode`] turns a request body into validated series; [`encode`] builds one (for
-//! the bench tool and tests).
+//! [`encode`] builds a body with them (for the bench tool and tests); [`decode`] turns
+//! one into a validated [`IngestBatch`] without them, reading the protobuf in place
+//! (`write_request.rs`) so that labels stay borrowed from the body.
 #![deny(clippy::indexing_slicing)]
 
+use std::sync::Arc;
+
 use prost::Message;
-use tsdb_engine::model::{self, SeriesSamples};
+use tsdb_engine::ingest::{IngestBatch, IngestBatchBuilder};
 
 use super::proto_size::{self, Field};
-use super::{IngestLimits, WireError, build_labels, check_series_count};
+use super::write_request::{self, WalkError};
+use super::{IngestLimits, WireError, check_label_limits, check_series_total};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -93,8 +97,9 @@ pub fn decoded_len(body: &[u8]) -> Option<usize> {
 /// Decodes a remote_write body: snappy *block* format (not the framed stream format),
 /// as Prometheus sends it, around a protobuf `WriteRequest`.
 ///
-/// Series without samples (metadata-only or histogram-only series) are skipped.
-pub fn decode(body: &[u8], limits: &IngestLimits) -> Result<Vec<SeriesSamples>, WireError> {
+/// Series without samples (metadata-only or histogram-only series) are skipped. The
+/// batch's labels borrow from the decompressed body: no label is copied.
+pub fn decode(body: &[u8], limits: &IngestLimits) -> Result<IngestBatch, WireError> {
     // The snappy header states the decoded length; checking it before decompressing
     // means a 1 KiB body cannot make us allocate gigabytes.
     let decoded_len = snap::raw::decompress_len(body)
@@ -112,43 +117,58 @@ pub fn decode(body: &[u8], limits: &IngestLimits) -> Result<Vec<SeriesSamples>, 
         .decompress_vec(body)
         .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
     // Messages cost more decoded than on the wire (an empty `TimeSeries` is 2 bytes
-    // and a 48-byte struct), so their structs count against the same limit.
-    let struct_bytes =
-        proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, limits.decoded_body_bytes_max);
-    if struct_bytes > limits.decoded_body_bytes_max {
-        return Err(WireError::Limit {
-            limit: "decoded_body_size",
-            message: format!(
-                "remote_write body decodes to more than {} bytes of messages, the limit (limits.max_decoded_body_size)",
-                limits.decoded_body_bytes_max
-            ),
-        });
+    // and a 48-byte struct), so their structs count against the same limit. The walk
+    // counts them as it reads; a malformed body is counted again by `proto_size`'s
+    // structural walk, which goes past the errors the walk stops at, so that a body
+    // is refused by the limit exactly when it was before the walk counted.
+    let budget = limits.decoded_body_bytes_max;
+    let over_budget = || WireError::Limit {
+        limit: "decoded_body_size",
+        message: format!(
+            "remote_write body decodes to more than {budget} bytes of messages, the limit (limits.max_decoded_body_size)"
+        ),
+    };
+    // A body too big to be walked within the budget whatever it holds is counted
+    // first, without allocating: a protobuf bomb (millions of empty messages) is
+    // refused before the walk's lists grow. Every other body, as clients send them,
+    // is only counted by the walk itself.
+    let struct_bytes_bound =
+        (raw.len() / 2 + 1).saturating_mul(proto_size::elem_bytes_max(WRITE_REQUEST_FIELDS));
+    if struct_bytes_bound > budget
+        && proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget
+    {
+        return Err(over_budget());
     }
-    let request = WriteRequest::decode(raw.as_slice())
-        .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))?;
-    drop(raw);
-
-    let mut batch = Vec::with_capacity(request.timeseries.len().min(limits.series_per_request_max));
-    for ts in request.timeseries {
-        if ts.samples.is_empty() {
+    let raw = Arc::new(raw);
+    let wire = match write_request::walk(&raw, budget) {
+        Ok(wire) => wire,
+        Err(WalkError::OverBudget) => return Err(over_budget()),
+        Err(WalkError::Malformed(e)) => {
+            if proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget {
+                return Err(over_budget());
+            }
+            return Err(WireError::BadData(format!("protobuf decode: {e}")));
+        }
+    };
+    let mut batch = IngestBatchBuilder::new(Arc::clone(&raw));
+    batch.reserve(wire.series.len().min(limits.series_per_request_max));
+    let mut labels = Vec::new();
+    for ts in &wire.series {
+        let samples = wire.samples.get(ts.samples.clone()).unwrap_or_default();
+        if samples.is_empty() {
             continue;
         }
-        let labels = ts
-            .labels
-            .into_iter()
-            .map(|l| model::Label::new(l.name, l.value))
-            .collect();
-        let labels = build_labels(labels, limits)?;
-        let samples = ts
-            .samples
-            .iter()
-            .map(|s| model::Sample::new(s.timestamp, s.value))
-            .collect();
-        batch.push(SeriesSamples { labels, samples });
+        let wire_labels = wire.labels.get(ts.labels.clone()).unwrap_or_default();
+        check_label_limits(wire_labels.len(), wire_labels.iter().copied(), limits)?;
+        labels.clear();
+        labels.extend_from_slice(wire_labels);
+        batch
+            .push_series(&mut labels, samples.iter().copied())
+            .map_err(|e| WireError::BadData(e.to_string()))?;
         // Checked per series so that an over-limit request stops early.
-        check_series_count(&batch, limits)?;
+        check_series_total(batch.len(), limits)?;
     }
-    Ok(batch)
+    Ok(batch.finish())
 }
 
 /// Encodes a request as Prometheus sends it: protobuf, then snappy block format.
@@ -170,8 +190,140 @@ pub fn encode(req: &WriteRequest) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use tsdb_engine::model::{self, SeriesSamples};
+
     use super::*;
-    use crate::wire::fuzz;
+    use crate::wire::{build_labels, check_series_count, fuzz};
+
+    /// The decoder, its batch as owned series.
+    fn decode(body: &[u8], limits: &IngestLimits) -> Result<Vec<SeriesSamples>, WireError> {
+        super::decode(body, limits).map(|b| b.to_series())
+    }
+
+    /// The decoder as it was before it read the protobuf in place: prost's derived
+    /// decoder, then owned labels. The reference the in-place reader is compared with.
+    fn decode_with_prost(
+        body: &[u8],
+        limits: &IngestLimits,
+    ) -> Result<Vec<SeriesSamples>, WireError> {
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(body)
+            .map_err(|e| WireError::BadData(format!("snappy decode: {e}")))?;
+        let budget = limits.decoded_body_bytes_max;
+        if proto_size::struct_bytes(&raw, WRITE_REQUEST_FIELDS, budget) > budget {
+            return Err(WireError::Limit {
+                limit: "decoded_body_size",
+                message: format!(
+                    "remote_write body decodes to more than {budget} bytes of messages, the limit (limits.max_decoded_body_size)"
+                ),
+            });
+        }
+        let request = WriteRequest::decode(raw.as_slice())
+            .map_err(|e| WireError::BadData(format!("protobuf decode: {e}")))?;
+        let mut batch = Vec::new();
+        for ts in request.timeseries {
+            if ts.samples.is_empty() {
+                continue;
+            }
+            let labels = ts
+                .labels
+                .into_iter()
+                .map(|l| model::Label::new(l.name, l.value))
+                .collect();
+            let labels = build_labels(labels, limits)?;
+            let samples = ts
+                .samples
+                .iter()
+                .map(|s| model::Sample::new(s.timestamp, s.value))
+                .collect();
+            batch.push(SeriesSamples { labels, samples });
+            check_series_count(&batch, limits)?;
+        }
+        Ok(batch)
+    }
+
+    /// Samples compared bit for bit (NaN payloads included).
+    fn bits(batch: &[SeriesSamples]) -> Vec<(String, Vec<(i64, u64)>)> {
+        batch
+            .iter()
+            .map(|s| {
+                let samples = s.samples.iter();
+                let samples = samples.map(|x| (x.timestamp_ms, x.value.to_bits()));
+                (s.labels.to_string(), samples.collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_what_prost_reads_and_refuses_what_it_refuses() {
+        let valid = request(vec![
+            series(&[("__name__", "up"), ("job", "a")], &[(1, 1.0), (2, 2.0)]),
+            series(&[("__name__", "x"), ("e", "")], &[(3, f64::NAN)]),
+            series(&[("__name__", "empty")], &[]),
+        ]);
+        let mut with_metadata = valid.clone();
+        with_metadata.metadata.push(MetricMetadata {
+            r#type: 1,
+            metric_family_name: "up".into(),
+            help: "h".into(),
+            unit: "u".into(),
+        });
+        let raws = [valid.encode_to_vec(), with_metadata.encode_to_vec()];
+        let seeds: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+        // A budget of messages the seeds fit and mutants (spans duplicated) outgrow.
+        let tight = IngestLimits {
+            decoded_body_bytes_max: 480,
+            ..IngestLimits::default()
+        };
+        let mut rng = fuzz::Rng::new(0x5eed_0002);
+        let (mut accepted, mut refused, mut over_budget) = (0, 0, 0);
+        for i in 0..20_000 {
+            let input = fuzz::mutate(&mut rng, &seeds);
+            let body = snap::raw::Encoder::new().compress_vec(&input).unwrap();
+            let limits = if i % 2 == 0 {
+                IngestLimits::default()
+            } else {
+                tight.clone()
+            };
+            let limits = &limits;
+            match (decode(&body, limits), decode_with_prost(&body, limits)) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(bits(&got), bits(&want), "{input:x?}");
+                    accepted += 1;
+                }
+                (Err(got), Err(want)) => {
+                    if let WireError::Limit { .. } = want {
+                        assert_eq!(got, want, "{input:x?}");
+                        over_budget += 1;
+                    }
+                    assert_eq!(
+                        std::mem::discriminant(&got),
+                        std::mem::discriminant(&want),
+                        "{input:x?}: {got} / {want}"
+                    );
+                    refused += 1;
+                }
+                (got, want) => panic!("{input:x?}: in place {got:?}, prost {want:?}"),
+            }
+        }
+        assert!(
+            accepted > 500 && refused > 1000 && over_budget > 100,
+            "{accepted} accepted, {refused} refused, {over_budget} over the budget"
+        );
+    }
+
+    #[test]
+    fn words_errors_as_prost_does() {
+        // A label name that is not UTF-8, and a sample value of the wrong wire type.
+        let bad_utf8 = b"\x0a\x06\x0a\x04\x0a\x02\xff\xfe";
+        let bad_wire_type = b"\x0a\x04\x12\x02\x08\x01";
+        for raw in [&bad_utf8[..], &bad_wire_type[..]] {
+            let body = snap::raw::Encoder::new().compress_vec(raw).unwrap();
+            let got = decode(&body, &IngestLimits::default()).unwrap_err();
+            let want = decode_with_prost(&body, &IngestLimits::default()).unwrap_err();
+            assert_eq!(got, want);
+        }
+    }
 
     fn label(name: &str, value: &str) -> Label {
         Label {

@@ -504,13 +504,14 @@ impl Sim {
                 samples,
             });
         }
-        let hashes = batch.iter().map(|s| s.labels.stable_hash()).collect();
+        let batch = std::sync::Arc::new(crate::ingest::IngestBatch::from_series(batch));
+        let indices = (0..batch.len() as u32).collect();
         let expect_read_only = self.expect_read_only;
         let sync = self.cfg.wal_sync;
         let shard = self.shard()?;
         let was_read_only = shard.read_only.is_some();
         let (tx, rx) = flume::bounded::<crate::Result<AppendOutcome>>(1);
-        block_on(shard.append_group(vec![(batch, hashes, tx)]));
+        block_on(shard.append_group(vec![(batch, indices, tx)]));
         let reply = rx
             .try_recv()
             .map_err(|_| "BUG: append sent no reply".to_string())?;

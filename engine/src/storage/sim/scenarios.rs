@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::run::{DATA_DIR, START_MS, block_on, series_labels, shard_config};
 use super::{CrashModel, DirCrash, FaultOp, SimClock, SimStorage};
 use crate::Result;
+use crate::ingest::IngestBatch;
 use crate::mesh::AppendOutcome;
 use crate::model::{Matcher, Sample, SeriesSamples};
 use crate::shard::{Shard, Shared, prepare_data_dir_in};
@@ -59,14 +60,15 @@ impl Rig {
     }
 
     fn append(&mut self, series: u8, samples: &[(i64, f64)]) -> Result<AppendOutcome> {
-        let labels = series_labels(series);
-        let hash = labels.stable_hash();
-        let batch = vec![SeriesSamples {
-            labels,
+        let batch = IngestBatch::from_series(vec![SeriesSamples {
+            labels: series_labels(series),
             samples: samples.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
-        }];
+        }]);
         let (tx, rx) = flume::bounded(1);
-        block_on(self.shard().append_group(vec![(batch, vec![hash], tx)]));
+        block_on(
+            self.shard()
+                .append_group(vec![(Arc::new(batch), vec![0], tx)]),
+        );
         rx.try_recv().unwrap()
     }
 
