@@ -119,8 +119,10 @@ fn decoders(c: &mut Criterion) {
     let limits = IngestLimits::default();
     let rw = remote_write_body();
     let lp = line_protocol_body();
+    // remote_write decodes in place (labels borrowed from the body); its owned form
+    // is compared with the line-protocol parser's.
     for decoded in [
-        remote_write::decode(&rw, &limits).unwrap(),
+        remote_write::decode(&rw, &limits).unwrap().to_series(),
         line_protocol::parse(&lp, Precision::Ns, 0, &limits).unwrap(),
     ] {
         assert_eq!(decoded.len(), REQUEST_SAMPLES, "one series per sample");
