@@ -29,6 +29,8 @@ pub struct Block {
     index: Index,
     chunks: Box<dyn ReadAt>,
     chunks_path: PathBuf,
+    /// The `chunks` file's format version: 1 holds only XOR chunks.
+    chunks_version: u8,
     size_bytes: u64,
 }
 
@@ -142,8 +144,8 @@ impl Block {
             if !c.overlaps(min_time, max_time) {
                 continue;
             }
-            let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
-            let samples = self.decode_chunk(c, &data)?;
+            let (encoding, data) = self.read_record(c)?;
+            let samples = self.decode_chunk(c, encoding, &data)?;
             out.extend(
                 samples
                     .into_iter()
@@ -155,8 +157,13 @@ impl Block {
 
     /// Decodes a chunk and checks it holds what the index says: the pair to the
     /// checks made before it was sealed.
-    fn decode_chunk(&self, c: &ChunkMeta, data: &[u8]) -> Result<Vec<Sample>> {
-        let samples = chunk::decode(data)
+    fn decode_chunk(
+        &self,
+        c: &ChunkMeta,
+        encoding: chunk::Encoding,
+        data: &[u8],
+    ) -> Result<Vec<Sample>> {
+        let samples = chunk::decode_as(encoding, data)
             .map_err(|e| Error::corrupt(&self.chunks_path, c.offset, e.to_string()))?;
         let first = samples.first().map(|x| x.timestamp_ms);
         let last = samples.last().map(|x| x.timestamp_ms);
@@ -186,7 +193,7 @@ impl Block {
             .chunks
             .iter()
             .map(|c| {
-                let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
+                let (encoding, data) = self.read_record(c)?;
                 // The header's count is an O(1) check that the index and chunk agree.
                 let count = data
                     .get(..2)
@@ -205,10 +212,21 @@ impl Block {
                     min_time: c.min_time,
                     max_time: c.max_time,
                     num_samples: c.num_samples,
+                    encoding,
                     data,
                 })
             })
             .collect()
+    }
+
+    fn read_record(&self, c: &ChunkMeta) -> Result<(chunk::Encoding, Vec<u8>)> {
+        chunks::read_record(
+            &*self.chunks,
+            &self.chunks_path,
+            self.chunks_version,
+            c.offset,
+            c.len,
+        )
     }
 
     /// Label names present in the block, sorted.
@@ -264,7 +282,7 @@ fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Bloc
     let chunks_len = chunks
         .file_len()
         .ctx(|| format!("open block: stat {}", chunks_path.display()))?;
-    chunks::check_header(&*chunks, &chunks_path, chunks_len)?;
+    let chunks_version = chunks::check_header(&*chunks, &chunks_path, chunks_len)?;
     let index_bytes = read(&index_path)?;
     let index = index::parse(&index_path, &index_bytes, chunks_len)?;
     check_meta_matches_index(&meta_path, &meta, &index)?;
@@ -275,6 +293,7 @@ fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Bloc
         index,
         chunks,
         chunks_path,
+        chunks_version,
     })
 }
 
