@@ -15,7 +15,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use super::ChunkError;
-use super::bits::{BitReader, BitWriter};
+use super::bits::BitReader;
 use crate::model::Sample;
 
 /// The largest decimal exponent tried: `10^12` still leaves 2^53 / 10^12 ≈ 9,000 as
@@ -138,28 +138,73 @@ fn put_seq(out: &mut Vec<u8>, xs: &[i64]) {
     put_varint(out, base);
     // The wrapping difference from the minimum is the exact distance, which always
     // fits a u64; the decoder adds it back modulo 2^64.
-    let dist = |x: i64| x.wrapping_sub(base) as u64;
-    let step = xs.iter().fold(0u64, |g, &x| gcd(g, dist(x)));
+    let mut quotients: Vec<u64> = xs.iter().map(|&x| x.wrapping_sub(base) as u64).collect();
+    let mut step = 0u64;
+    for &d in &quotients {
+        step = gcd(step, d);
+        // Most sequences reach 1 within a few items; the rest cannot lower it.
+        if step == 1 {
+            break;
+        }
+    }
     put_uvarint(out, step);
     if step == 0 {
         return;
     }
-    let width = xs.iter().map(|&x| bits(dist(x) / step)).max().unwrap_or(0);
-    out.push(width as u8);
-    let width_bits = bits(u64::from(width));
-    let mut w = BitWriter::with_prefix(&[]);
-    for group in xs.chunks(GROUP_ITEMS) {
-        let gw = group
-            .iter()
-            .map(|&x| bits(dist(x) / step))
-            .max()
-            .unwrap_or(0);
-        w.write_bits(u64::from(gw), width_bits);
-        for &x in group {
-            w.write_bits(dist(x) / step, gw);
+    if step > 1 {
+        for q in &mut quotients {
+            *q /= step;
         }
     }
-    out.extend_from_slice(w.bytes());
+    let width = bits(quotients.iter().fold(0, |a, &q| a | q));
+    out.push(width as u8);
+    let width_bits = bits(u64::from(width));
+    let mut w = Packer::new(out);
+    for group in quotients.chunks(GROUP_ITEMS) {
+        let gw = bits(group.iter().fold(0, |a, &q| a | q));
+        w.put(u64::from(gw), width_bits);
+        for &q in group {
+            w.put(q, gw);
+        }
+    }
+    w.finish();
+}
+
+/// Appends bits most significant first, like the XOR chunk's bit writer but through a 128-bit
+/// accumulator: block chunks are packed at flush, on the shard's thread.
+struct Packer<'a> {
+    out: &'a mut Vec<u8>,
+    acc: u128,
+    /// Bits held in `acc`, fewer than 8 between calls.
+    held: u32,
+}
+
+impl<'a> Packer<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
+        Packer {
+            out,
+            acc: 0,
+            held: 0,
+        }
+    }
+
+    /// Appends the low `nbits` (at most 64) of `value`, which has no higher bits set.
+    fn put(&mut self, value: u64, nbits: u32) {
+        self.acc = (self.acc << nbits) | u128::from(value);
+        self.held += nbits;
+        while self.held >= 8 {
+            self.held -= 8;
+            self.out.push((self.acc >> self.held) as u8);
+        }
+        self.acc &= (1u128 << self.held) - 1;
+    }
+
+    /// Pads the last byte with zero bits.
+    fn finish(self) {
+        if self.held > 0 {
+            self.out.push((self.acc << (8 - self.held)) as u8);
+        }
+    }
 }
 
 /// Bits needed to write `x`.
