@@ -95,7 +95,7 @@ pub fn merge(parents: &[&Block]) -> Result<Vec<SeriesChunks>> {
             // Decoded oldest block first, so the stable dedup keeps the newest sample.
             let mut samples = Vec::new();
             for c in &written {
-                samples.extend(crate::chunk::decode(&c.data).map_err(|e| {
+                samples.extend(c.decode().map_err(|e| {
                     crate::Error::corrupt(
                         labels.to_string(),
                         0,

@@ -156,6 +156,50 @@ pub fn chunk_decode(data: &[u8]) {
     }
 }
 
+/// Packed chunk decoding of arbitrary bytes: whatever decodes has as many samples as
+/// its header says, increasing timestamps, and encodes (packed or XOR, whichever is
+/// smaller) to a chunk that decodes to the same samples bit for bit.
+pub fn packed_decode(data: &[u8]) {
+    let Ok(samples) = chunk::packed::decode(data) else {
+        return;
+    };
+    let header = data
+        .get(..2)
+        .map(|h| h.iter().fold(0usize, |a, b| a << 8 | usize::from(*b)));
+    assert_eq!(header, Some(samples.len()), "packed header count");
+    assert!(
+        samples
+            .windows(2)
+            .all(|w| matches!(w, [a, b] if a.timestamp_ms < b.timestamp_ms)),
+        "packed timestamps do not increase"
+    );
+    check_smallest(&samples);
+}
+
+/// The block writer's choice of encoding for `samples` decodes back exactly, and a
+/// packed chunk is only chosen when it is smaller.
+fn check_smallest(samples: &[Sample]) {
+    let (encoding, bytes) = chunk::encode_smallest(samples);
+    match chunk::decode_as(encoding, &bytes) {
+        Ok(back) => assert_same_samples(&back, samples, "smallest encoding"),
+        Err(e) => panic!("a {} chunk does not decode: {e}", encoding.name()),
+    }
+    if let Some(p) = chunk::packed::encode(samples) {
+        match chunk::packed::decode(&p) {
+            Ok(back) => assert_same_samples(&back, samples, "packed chunk"),
+            Err(e) => panic!("a packed chunk does not decode: {e}"),
+        }
+        let xor = chunk::encode(samples).len();
+        assert_eq!(
+            encoding == chunk::Encoding::Packed,
+            p.len() < xor,
+            "chose {} with packed {} and xor {xor} bytes",
+            encoding.name(),
+            p.len()
+        );
+    }
+}
+
 /// XOR chunk encoding of samples derived from `data` (timestamps strictly increasing,
 /// with steps from 1 ms to the whole i64 range; values repeated, nudged, XORed with
 /// random bits or raw, NaN payloads included). The appender's bytes must decode to the
@@ -187,6 +231,15 @@ pub fn chunk_round_trip(data: &[u8]) {
     match chunk::decode(&bytes) {
         Ok(got) => assert_same_samples(&got, &samples, "sealed chunk"),
         Err(e) => panic!("a chunk of {} samples does not decode: {e}", samples.len()),
+    }
+    if !samples.is_empty() {
+        check_smallest(&samples);
+        // The same timestamps with decimal values, which the packed encoding takes.
+        let decimal: Vec<Sample> = samples
+            .iter()
+            .map(|s| Sample::new(s.timestamp_ms, (s.value.to_bits() % 100_000) as f64 / 100.0))
+            .collect();
+        check_smallest(&decimal);
     }
 }
 

@@ -341,6 +341,7 @@ impl Head {
                     min_time: full.min_time(),
                     max_time: full.max_time(),
                     num_samples: u32::try_from(full.num_samples()).unwrap_or(u32::MAX),
+                    encoding: chunk::Encoding::Xor,
                     data: full.bytes().to_vec(),
                 });
                 self.mem_bytes += std::mem::size_of::<ChunkData>();
@@ -489,6 +490,7 @@ impl Head {
                         min_time: s.open.min_time(),
                         max_time: s.open.max_time(),
                         num_samples: u32::try_from(s.open.num_samples()).unwrap_or(u32::MAX),
+                        encoding: chunk::Encoding::Xor,
                         data: s.open.bytes().to_vec(),
                     });
                 }
@@ -515,6 +517,7 @@ pub fn encode_chunks(samples: &[Sample]) -> Vec<ChunkData> {
                 min_time: first.timestamp_ms,
                 max_time: last.timestamp_ms,
                 num_samples: u32::try_from(part.len()).unwrap_or(u32::MAX),
+                encoding: chunk::Encoding::Xor,
                 data: chunk::encode(part),
             })
         })

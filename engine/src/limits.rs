@@ -25,6 +25,12 @@ pub const BLOCK_READ_SPAN_BYTES_MAX: u64 = 1 << 20;
 
 const _: () = assert!(BLOCK_READ_GAP_BYTES_MAX < BLOCK_READ_SPAN_BYTES_MAX);
 
+/// Samples per block chunk: flush and compaction merge the head's chunks up to this
+/// (2 h of a 10 s scrape), so a series of a 2 h block is usually one chunk. Longer
+/// chunks cost fewer record headers and index entries; queries decode whole chunks,
+/// and 720 packed samples decode in a few microseconds.
+pub const BLOCK_CHUNK_SAMPLES_MAX: usize = 720;
+
 /// Requests waiting in one shard's inbox; a full inbox makes senders wait (backpressure).
 pub const SHARD_INBOX_CAPACITY: usize = 1024;
 
@@ -111,3 +117,8 @@ const _: () = assert!(
     "a full samples record must be readable on replay"
 );
 const _: () = assert!(COMPACTION_RANGES_MS[0] == BLOCK_RANGE_MS);
+const _: () = assert!(
+    CHUNK_SAMPLES_MAX <= BLOCK_CHUNK_SAMPLES_MAX
+        && BLOCK_CHUNK_SAMPLES_MAX <= crate::chunk::CHUNK_SAMPLES_LIMIT,
+    "block chunks merge head chunks and must fit a chunk header's u16 count"
+);

@@ -249,7 +249,7 @@ pub fn drop_deleted(
         }
         let mut samples = Vec::new();
         for c in &s.chunks {
-            samples.extend(crate::chunk::decode(&c.data).map_err(|e| {
+            samples.extend(c.decode().map_err(|e| {
                 Error::corrupt(
                     s.labels.to_string(),
                     0,

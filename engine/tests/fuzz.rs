@@ -31,6 +31,16 @@ const CODEC: AllocBound = AllocBound {
     per_input_byte: 256,
 };
 
+/// The packed chunk: a constant sequence of any length costs a few bytes, so a dozen
+/// bytes may claim the most samples a chunk header counts (65,535), whatever the input
+/// length. That bounds the decoder at about 48 bytes a sample (the samples, the
+/// timestamp deltas and the integers with their running sums), 3 MiB, and the harness
+/// decodes a second time while holding the first result; 8 MiB covers it.
+const PACKED: AllocBound = AllocBound {
+    base_bytes: 8 << 20,
+    per_input_byte: 256,
+};
+
 /// The block index: each label reference (two varints, two bytes or more) becomes a
 /// 48-byte `Label` holding copies of both symbols, so growth depends on symbol length;
 /// the reader keeps the index in memory this way by design (a block's series cost what
@@ -146,6 +156,33 @@ fn chunk_samples() -> Vec<Vec<Sample>> {
 
 fn chunks() -> Vec<Vec<u8>> {
     chunk_samples().iter().map(|s| chunk::encode(s)).collect()
+}
+
+/// Packed chunks: the corpus' samples where they pack, and exporter-like series
+/// (regular or jittered timestamps; constant, counting and wandering decimals).
+fn packed_chunks() -> Vec<Vec<u8>> {
+    let mut series = chunk_samples();
+    for (step_ms, jitter) in [(10_000i64, 0i64), (15_000, 7)] {
+        for shape in 0..3u64 {
+            series.push(
+                (0..300i64)
+                    .map(|i| {
+                        let t = 1_700_000_000_000 + i * step_ms + (i * 31) % (jitter + 1);
+                        let ticks = match shape {
+                            0 => 4096,
+                            1 => 1_000_000 + i * 77 + (i * i) % 13,
+                            _ => 500 + (i * 7919) % 41 - 20,
+                        };
+                        Sample::new(t, ticks as f64 / 100.0)
+                    })
+                    .collect(),
+            );
+        }
+    }
+    series
+        .iter()
+        .filter_map(|s| chunk::packed::encode(s))
+        .collect()
 }
 
 /// Raw bytes for the samples generator: timestamps and values to start from, then
@@ -294,6 +331,18 @@ fn chunk_decode() {
         corpus: chunks(),
         dict: &[],
         alloc: CODEC,
+    }
+    .fuzz();
+}
+
+#[test]
+fn packed_decode() {
+    Target {
+        name: "packed_decode",
+        run: fuzz::packed_decode,
+        corpus: packed_chunks(),
+        dict: &[],
+        alloc: PACKED,
     }
     .fuzz();
 }

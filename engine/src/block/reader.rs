@@ -30,6 +30,8 @@ pub struct Block {
     index: Index,
     chunks: Box<dyn ReadAt>,
     chunks_path: PathBuf,
+    /// The `chunks` file's format version: 1 holds only XOR chunks.
+    chunks_version: u8,
     size_bytes: u64,
 }
 
@@ -197,8 +199,14 @@ impl Block {
                 bytes: &buf,
             };
             for (i, c) in group {
-                let data = chunks::read_record(&fetched, &self.chunks_path, c.offset, c.len)?;
-                let mut samples = self.decode_chunk(c, &data)?;
+                let (encoding, data) = chunks::read_record(
+                    &fetched,
+                    &self.chunks_path,
+                    self.chunks_version,
+                    c.offset,
+                    c.len,
+                )?;
+                let mut samples = self.decode_chunk(c, encoding, &data)?;
                 samples.retain(|x| (min_time..=max_time).contains(&x.timestamp_ms));
                 match out.get_mut(*i) {
                     Some(dst) if dst.is_empty() => *dst = samples,
@@ -212,8 +220,13 @@ impl Block {
 
     /// Decodes a chunk and checks it holds what the index says: the pair to the
     /// checks made before it was sealed.
-    fn decode_chunk(&self, c: &ChunkMeta, data: &[u8]) -> Result<Vec<Sample>> {
-        let samples = chunk::decode(data)
+    fn decode_chunk(
+        &self,
+        c: &ChunkMeta,
+        encoding: chunk::Encoding,
+        data: &[u8],
+    ) -> Result<Vec<Sample>> {
+        let samples = chunk::decode_as(encoding, data)
             .map_err(|e| Error::corrupt(&self.chunks_path, c.offset, e.to_string()))?;
         let first = samples.first().map(|x| x.timestamp_ms);
         let last = samples.last().map(|x| x.timestamp_ms);
@@ -243,7 +256,7 @@ impl Block {
             .chunks
             .iter()
             .map(|c| {
-                let data = chunks::read_record(&*self.chunks, &self.chunks_path, c.offset, c.len)?;
+                let (encoding, data) = self.read_record(c)?;
                 // The header's count is an O(1) check that the index and chunk agree.
                 let count = data
                     .get(..2)
@@ -262,10 +275,21 @@ impl Block {
                     min_time: c.min_time,
                     max_time: c.max_time,
                     num_samples: c.num_samples,
+                    encoding,
                     data,
                 })
             })
             .collect()
+    }
+
+    fn read_record(&self, c: &ChunkMeta) -> Result<(chunk::Encoding, Vec<u8>)> {
+        chunks::read_record(
+            &*self.chunks,
+            &self.chunks_path,
+            self.chunks_version,
+            c.offset,
+            c.len,
+        )
     }
 
     /// Label names present in the block, sorted.
@@ -355,7 +379,7 @@ fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Bloc
     let chunks_len = chunks
         .file_len()
         .ctx(|| format!("open block: stat {}", chunks_path.display()))?;
-    chunks::check_header(&*chunks, &chunks_path, chunks_len)?;
+    let chunks_version = chunks::check_header(&*chunks, &chunks_path, chunks_len)?;
     let index_bytes = read(&index_path)?;
     let index = index::parse(&index_path, &index_bytes, chunks_len)?;
     check_meta_matches_index(&meta_path, &meta, &index)?;
@@ -366,6 +390,7 @@ fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Bloc
         index,
         chunks,
         chunks_path,
+        chunks_version,
     })
 }
 

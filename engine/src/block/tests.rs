@@ -61,11 +61,7 @@ fn model(series: &[SeriesChunks]) -> BTreeMap<Labels, Vec<Sample>> {
     series
         .iter()
         .map(|s| {
-            let samples = s
-                .chunks
-                .iter()
-                .flat_map(|c| crate::chunk::decode(&c.data).unwrap())
-                .collect();
+            let samples = s.chunks.iter().flat_map(|c| c.decode().unwrap()).collect();
             (s.labels.clone(), samples)
         })
         .collect()
@@ -116,7 +112,15 @@ fn a_written_block_reads_back_equal() {
         assert_eq!(block.labels(*r), labels);
         let got = block.read_samples(*r, i64::MIN, i64::MAX).unwrap();
         assert!(same_samples(&got, samples), "{labels}");
-        assert_eq!(block.read_chunks(*r).unwrap(), input_chunks[labels]);
+        // The writer merges the given chunks (at most 3 × 120 samples here) into one.
+        let chunks = block.read_chunks(*r).unwrap();
+        assert_eq!(chunks.len(), 1, "{labels}");
+        let c = &chunks[0];
+        assert_eq!(c.num_samples as usize, samples.len());
+        let given = &input_chunks[labels];
+        assert_eq!(c.min_time, given.first().unwrap().min_time);
+        assert_eq!(c.max_time, given.last().unwrap().max_time);
+        assert!(same_samples(&c.decode().unwrap(), samples), "{labels}");
     }
 
     assert_eq!(block.label_names(), ["__name__", "env", "instance", "job"]);
@@ -354,4 +358,124 @@ fn write_block_dir_replaces_a_stale_tmp_and_refuses_to_overwrite() {
         write_block_dir(&blocks, &block),
         Err(Error::Io { .. })
     ));
+}
+
+/// A series of `n` samples 10 s apart whose values come from `value`, as the head
+/// hands it over: XOR chunks of 120.
+fn head_series(name: &str, n: usize, value: impl Fn(usize) -> f64) -> SeriesChunks {
+    let samples: Vec<Sample> = (0..n)
+        .map(|i| Sample::new(1_700_000_000_000 + i as i64 * 10_000, value(i)))
+        .collect();
+    SeriesChunks {
+        labels: Labels::new(vec![Label::new("__name__", name)]).unwrap(),
+        chunks: crate::head::encode_chunks(&samples),
+    }
+}
+
+#[test]
+fn block_chunks_are_merged_and_packed_where_smaller() {
+    use crate::chunk::Encoding;
+    use crate::limits::BLOCK_CHUNK_SAMPLES_MAX;
+    // Hundredths as an exporter writes them: integer ticks divided once.
+    let counter = head_series("counter", 1500, |i| (i * 100 + i * i % 977) as f64 / 100.0);
+    let stale = head_series("stale", 800, |i| {
+        if i == 400 {
+            f64::from_bits(crate::model::STALE_NAN_BITS)
+        } else {
+            i as f64
+        }
+    });
+    let want = model(&[counter.clone(), stale.clone()]);
+    let xor_bytes: usize = counter.chunks.iter().map(|c| c.data.len()).sum();
+    let (_tmp, dir) = write(vec![counter, stale]);
+    let block = Block::open(&dir).unwrap();
+    let shapes = |r: SeriesRef| -> Vec<(u32, Encoding)> {
+        let chunks = block.read_chunks(r).unwrap();
+        chunks.iter().map(|c| (c.num_samples, c.encoding)).collect()
+    };
+    let max = BLOCK_CHUNK_SAMPLES_MAX as u32;
+    assert_eq!(
+        shapes(SeriesRef(0)),
+        [
+            (max, Encoding::Packed),
+            (max, Encoding::Packed),
+            (1500 - 2 * max, Encoding::Packed)
+        ]
+    );
+    // The chunk holding the staleness marker stays XOR; the other is packed.
+    assert_eq!(
+        shapes(SeriesRef(1)),
+        [(max, Encoding::Xor), (800 - max, Encoding::Packed)]
+    );
+    for (r, (labels, samples)) in block.all_series().zip(&want) {
+        let got = block.read_samples(r, i64::MIN, i64::MAX).unwrap();
+        assert!(same_samples(&got, samples), "{labels}");
+    }
+    let packed_bytes: usize = block
+        .read_chunks(SeriesRef(0))
+        .unwrap()
+        .iter()
+        .map(|c| c.data.len())
+        .sum();
+    assert!(
+        packed_bytes * 3 < xor_bytes,
+        "{packed_bytes} vs {xor_bytes}"
+    );
+    // Written again (a compaction copying them), packed chunks keep their bytes.
+    let again = block.read_chunks(SeriesRef(0)).unwrap();
+    let labels = block.labels(SeriesRef(0)).clone();
+    let copy = encode_block(
+        "01JDQ8Z1W0T2B3C4D5E6F7G8HA",
+        3,
+        2,
+        vec![],
+        vec![],
+        vec![SeriesChunks {
+            labels,
+            chunks: again.clone(),
+        }],
+    );
+    let offset = super::chunks::CHUNKS_HEADER_BYTES as usize + 9;
+    let first = &again[0].data;
+    assert_eq!(&copy.chunks[offset..offset + first.len()], &first[..]);
+}
+
+/// Blocks written before `chunks` version 2 (XOR records without an encoding byte)
+/// still open, read and verify, and compacting one writes version 2.
+#[test]
+fn reads_a_version_1_block() {
+    use crate::chunk::Encoding;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/blocks-v1")
+        .join(ULID);
+    assert_eq!(std::fs::read(dir.join(CHUNKS_FILE)).unwrap()[4], 1);
+    let block = Block::open(&dir).unwrap();
+    assert_eq!(verify_block(&dir).unwrap(), block.meta().stats);
+    let s = |t, v| Sample::new(t, v);
+    let a = block
+        .read_samples(SeriesRef(0), i64::MIN, i64::MAX)
+        .unwrap();
+    let want_a = [s(1000, 1.0), s(2000, 1.0), s(3000, 2.0), s(3500, 2.5)];
+    assert!(same_samples(&a, &want_a), "{a:?}");
+    let b = block.read_chunks(SeriesRef(1)).unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|c| c.encoding == Encoding::Xor));
+    let want_b = [s(1000, 1.0), s(2000, 1.0), s(3000, 7.0)];
+    let got_b: Vec<Sample> = b.iter().flat_map(|c| c.decode().unwrap()).collect();
+    assert!(same_samples(&got_b, &want_b));
+
+    let merged = crate::compact::merge(&[&block]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ulid = "01JDQ8Z1W0T2B3C4D5E6F7G8HB";
+    let encoded = encode_block(ulid, 0, 2, vec![ULID.into()], vec![ULID.into()], merged);
+    assert_eq!(encoded.chunks[4], super::chunks::CHUNKS_VERSION);
+    let out = write_block_dir(tmp.path(), &encoded).unwrap();
+    let compacted = Block::open(&out).unwrap();
+    for (r, want) in [(SeriesRef(0), &want_a[..]), (SeriesRef(1), &want_b[..])] {
+        let chunks = compacted.read_chunks(r).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].encoding, Encoding::Packed);
+        let got = compacted.read_samples(r, i64::MIN, i64::MAX).unwrap();
+        assert!(same_samples(&got, want));
+    }
 }

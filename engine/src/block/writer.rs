@@ -10,20 +10,24 @@ use std::path::{Path, PathBuf};
 use super::chunks;
 use super::index::{self, ChunkMeta, SeriesEntry};
 use super::meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
-use crate::chunk;
+use crate::chunk::{self, Encoding};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{CHUNKS_FILE, INDEX_FILE, META_FILE, TMP_SUFFIX};
+use crate::limits::BLOCK_CHUNK_SAMPLES_MAX;
 use crate::model::{Labels, Sample};
 use crate::storage::{DiskStorage, Storage};
 
-/// One sealed XOR chunk and what it covers.
+/// One sealed chunk and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkData {
     pub min_time: i64,
     /// The last sample's timestamp, inclusive.
     pub max_time: i64,
     pub num_samples: u32,
-    /// An XOR chunk, as [`chunk::encode`] makes it.
+    /// How `data` is encoded: the head seals XOR chunks, blocks hold either.
+    pub encoding: Encoding,
+    /// The chunk, as [`chunk::encode`] or [`chunk::packed::encode`] makes it; both
+    /// start with the sample count as a big-endian u16.
     pub data: Vec<u8>,
 }
 
@@ -38,9 +42,51 @@ impl ChunkData {
             min_time: first.timestamp_ms,
             max_time: last.timestamp_ms,
             num_samples: samples.len() as u32,
+            encoding: Encoding::Xor,
             data: chunk::encode(samples),
         }
     }
+
+    /// The chunk's samples.
+    pub fn decode(&self) -> Result<Vec<Sample>, chunk::ChunkError> {
+        chunk::decode_as(self.encoding, &self.data)
+    }
+}
+
+/// Re-cuts one series' chunks for a block: consecutive chunks are merged up to
+/// [`BLOCK_CHUNK_SAMPLES_MAX`] samples and each is stored as the smaller of the packed
+/// and the XOR encoding. Chunks already packed and as long as they can be are kept as
+/// they are, so compacting packed blocks copies their bytes; a chunk that does not
+/// decode is kept too, for the reader to report.
+fn compress(chunks: Vec<ChunkData>) -> Vec<ChunkData> {
+    let mergeable = chunks.windows(2).any(|w| match w {
+        [a, b] => (a.num_samples + b.num_samples) as usize <= BLOCK_CHUNK_SAMPLES_MAX,
+        _ => false,
+    });
+    if !mergeable && chunks.iter().all(|c| c.encoding == Encoding::Packed) {
+        return chunks;
+    }
+    let mut samples = Vec::with_capacity(chunks.iter().map(|c| c.num_samples as usize).sum());
+    for c in &chunks {
+        match c.decode() {
+            Ok(s) => samples.extend(s),
+            Err(_) => return chunks,
+        }
+    }
+    samples
+        .chunks(BLOCK_CHUNK_SAMPLES_MAX)
+        .filter_map(|part| {
+            let (first, last) = (part.first()?, part.last()?);
+            let (encoding, data) = chunk::encode_smallest(part);
+            Some(ChunkData {
+                min_time: first.timestamp_ms,
+                max_time: last.timestamp_ms,
+                num_samples: part.len() as u32,
+                encoding,
+                data,
+            })
+        })
+        .collect()
 }
 
 /// A series and its chunks, sorted by time and not overlapping.
@@ -91,16 +137,19 @@ pub fn encode_block(
             "BUG: block {ulid} given series {} with no labels or an empty value",
             s.labels
         );
-        check_chunks(&s);
-        let mut metas = Vec::with_capacity(s.chunks.len());
-        for c in &s.chunks {
-            let offset = chunks::append_record(&mut chunks_file, &c.data);
+        check_chunks(&s.labels, &s.chunks);
+        let labels = s.labels;
+        let series_chunks = compress(s.chunks);
+        check_chunks(&labels, &series_chunks);
+        let mut metas = Vec::with_capacity(series_chunks.len());
+        for c in &series_chunks {
+            let (offset, len) = chunks::append_record(&mut chunks_file, c.encoding, &c.data);
             metas.push(ChunkMeta {
                 min_time: c.min_time,
                 max_time: c.max_time,
                 num_samples: c.num_samples,
                 offset,
-                len: c.data.len() as u32,
+                len,
             });
             stats.num_samples += u64::from(c.num_samples);
             stats.num_chunks += 1;
@@ -109,7 +158,7 @@ pub fn encode_block(
         }
         stats.num_series += 1;
         entries.push(SeriesEntry {
-            labels: s.labels,
+            labels,
             chunks: metas,
         });
     }
@@ -138,9 +187,9 @@ pub fn encode_block(
 
 /// The invariants the index format relies on, checked before a chunk is sealed into a
 /// block; the matching checks run when it is read back.
-fn check_chunks(s: &SeriesChunks) {
+fn check_chunks(labels: &Labels, chunks: &[ChunkData]) {
     let mut prev_max: Option<i64> = None;
-    for c in &s.chunks {
+    for c in chunks {
         let header = c
             .data
             .get(..2)
@@ -148,7 +197,7 @@ fn check_chunks(s: &SeriesChunks) {
         assert!(
             c.num_samples >= 1 && c.min_time <= c.max_time && header == Some(c.num_samples),
             "BUG: series {}: chunk {}..={} of {} samples has header count {header:?}",
-            s.labels,
+            labels,
             c.min_time,
             c.max_time,
             c.num_samples
@@ -156,15 +205,15 @@ fn check_chunks(s: &SeriesChunks) {
         assert!(
             prev_max.is_none_or(|p| p < c.min_time),
             "BUG: series {}: chunk at {} overlaps or precedes the one ending at {prev_max:?}",
-            s.labels,
+            labels,
             c.min_time
         );
         debug_assert!(
-            chunk::decode(&c.data).is_ok_and(|d| d.len() == c.num_samples as usize
+            c.decode().is_ok_and(|d| d.len() == c.num_samples as usize
                 && d.first().map(|x| x.timestamp_ms) == Some(c.min_time)
                 && d.last().map(|x| x.timestamp_ms) == Some(c.max_time)),
             "BUG: series {}: chunk {}..={} does not decode to what it claims",
-            s.labels,
+            labels,
             c.min_time,
             c.max_time
         );

@@ -233,7 +233,7 @@ fn samples_stored_twice_are_merged_by_timestamp_on_read_and_by_compaction() {
     let samples: Vec<Sample> = merged[0]
         .chunks
         .iter()
-        .flat_map(|c| crate::chunk::decode(&c.data).unwrap())
+        .flat_map(|c| c.decode().unwrap())
         .collect();
     assert_eq!(samples, want);
     let parts = [&a, &b].map(|blk| {
