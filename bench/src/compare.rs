@@ -8,7 +8,8 @@
 //! start time: remote_write, or line protocol for InfluxDB). Then, per system:
 //!
 //! 1. its CPU time over the load and its resident memory after it (`/proc`);
-//! 2. SIGKILL right after the load, a restart on the same directory, the time until it
+//! 2. SIGKILL right after the load (VictoriaMetrics first persists the writes it holds
+//!    in memory, `/internal/force_flush`), a restart on the same directory, the time until it
 //!    is ready and until a witness query counts every accepted sample (its recovery of
 //!    what it acknowledged);
 //! 3. flush and compaction, then its size on disk (disk.rs);
@@ -280,6 +281,7 @@ fn kill_and_recover(
             System::Tsdb => replay_log_ms(&peer.log_since(log_offset)),
             _ => None,
         },
+        flushed_before_kill: false,
     })
 }
 
@@ -337,8 +339,19 @@ fn run_system(
     };
     let accepted = loaded.samples_accepted;
 
+    // VictoriaMetrics acknowledges writes it still holds in memory (its last second or
+    // so), which a kill -9 loses; the data it then queries would not be the others'.
+    // Asking it to persist first keeps the comparison on the same data; what it loses
+    // without this is a figure of its own (BENCHMARKS.md).
+    let flushed_before_kill = peer.system == System::VictoriaMetrics;
+    if flushed_before_kill {
+        let url = format!("{}/internal/force_flush", peer.url.trim_end_matches('/'));
+        peers::call(&peers::agent(Duration::from_secs(600)), "GET", &url)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
     eprintln!("{name}: kill -9 and restart on the same directory");
-    let replay = kill_and_recover(&mut peer, accepted, witness, eval_ms)?;
+    let mut replay = kill_and_recover(&mut peer, accepted, witness, eval_ms)?;
+    replay.flushed_before_kill = flushed_before_kill;
     eprintln!(
         "{name}: ready after {:.2}s, {} of {accepted} samples counted after {:.2}s ({:.0} samples/s){}",
         replay.ready_seconds,

@@ -2,9 +2,11 @@
 //! own way, and then the directory that holds its compressed form is measured.
 //!
 //! - tsdb: `POST /api/v1/admin/flush` (the head into blocks), then
-//!   `POST /api/v1/admin/compact`; the `blocks` directory, its compressed form. The
-//!   WAL segments a flush keeps for one more generation (so a live backup can copy
-//!   them) are measured apart, as `kept_wal`: they go at the next flush.
+//!   `POST /api/v1/admin/compact`; its live blocks (the `blocks` directory without the
+//!   compacted parents, which stay 10 minutes for a live backup and are measured apart
+//!   as `kept_parents`). The WAL segments a flush keeps for one more generation (so a
+//!   live backup can copy them) are measured apart too, as `kept_wal`: they go at the
+//!   next flush.
 //! - Prometheus: keeps two hours in its head and has no flush, so
 //!   `POST /api/v1/admin/tsdb/snapshot` writes the head as a block into a snapshot
 //!   directory; that directory (its compressed on-disk form) is measured.
@@ -89,6 +91,52 @@ pub struct OnDisk {
     /// tsdb only: its `wal` directory after the flush, the segments kept for one
     /// more flush generation (deleted by the next flush), not in `usage`.
     pub kept_wal: Option<Usage>,
+    /// tsdb only: compacted parents still on disk for their grace period (10
+    /// minutes, for a live backup), not in `usage`.
+    pub kept_parents: Option<Usage>,
+}
+
+/// Usage of a tsdb `blocks` directory split into live blocks (and the files beside
+/// them, such as tombstones) and compacted parents: block directories that another
+/// block's `meta.json` names in `compaction.parents`.
+fn tsdb_blocks(blocks: &Path) -> (Usage, Usage) {
+    let Ok(entries) = fs::read_dir(blocks) else {
+        return (Usage::default(), Usage::default());
+    };
+    let entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    let parents: std::collections::HashSet<String> = entries
+        .iter()
+        .filter_map(|p| fs::read(p.join("meta.json")).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .flat_map(|m| {
+            m.pointer("/compaction/parents")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let (mut live, mut retired) = (Usage::default(), Usage::default());
+    for p in &entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let u = match fs::metadata(p) {
+            Ok(m) if m.is_dir() => usage(p),
+            Ok(m) => Usage {
+                apparent_bytes: m.len(),
+                allocated_bytes: m.blocks() * 512,
+            },
+            Err(_) => Usage::default(),
+        };
+        if parents.contains(name) {
+            retired = retired + u;
+        } else {
+            live = live + u;
+        }
+    }
+    (live, retired)
 }
 
 /// Persists and compacts `peer`'s data and measures it (see the module doc).
@@ -101,10 +149,11 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
         System::Tsdb => {
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/flush"))?;
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/compact"))?;
+            let (live, _) = tsdb_blocks(&dir.join("blocks"));
             (
-                "admin/flush + admin/compact; blocks dir (the WAL kept for one more flush generation apart)",
+                "admin/flush + admin/compact; live blocks (compacted parents and the WAL kept for a live backup apart)",
                 true,
-                usage(&dir.join("blocks")),
+                live,
             )
         }
         System::Prometheus => {
@@ -152,13 +201,16 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
             )
         }
     };
-    let kept_wal = (peer.system == System::Tsdb).then(|| self::usage(&dir.join("wal")));
+    let is_tsdb = peer.system == System::Tsdb;
+    let kept_wal = is_tsdb.then(|| self::usage(&dir.join("wal")));
+    let kept_parents = is_tsdb.then(|| tsdb_blocks(&dir.join("blocks")).1);
     Ok(OnDisk {
         method,
         seconds: started.elapsed().as_secs_f64(),
         settled,
         usage,
         kept_wal,
+        kept_parents,
     })
 }
 
@@ -191,6 +243,29 @@ fn wait_stable(dirs: &[PathBuf], done: impl Fn(&Usage) -> bool) -> (bool, Usage)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compacted_parents_are_counted_apart_from_live_blocks() {
+        let dir = peers::fresh_dir("test-blocks").unwrap();
+        let meta = |parents: &[&str]| {
+            serde_json::json!({"compaction": {"level": 2, "parents": parents}}).to_string()
+        };
+        for (name, parents, bytes) in [
+            ("A", vec![], 5000),
+            ("B", vec![], 7000),
+            ("M", vec!["A", "B"], 9000),
+        ] {
+            fs::create_dir(dir.join(name)).unwrap();
+            fs::write(dir.join(name).join("meta.json"), meta(&parents)).unwrap();
+            fs::write(dir.join(name).join("chunks"), vec![1u8; bytes]).unwrap();
+        }
+        fs::write(dir.join("tombstones"), [1u8; 10]).unwrap();
+        let (live, retired) = tsdb_blocks(&dir);
+        let meta_len = |p: &[&str]| meta(p).len() as u64;
+        assert_eq!(live.apparent_bytes, 9000 + meta_len(&["A", "B"]) + 10);
+        assert_eq!(retired.apparent_bytes, 5000 + 7000 + 2 * meta_len(&[]));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn usage_sums_recursively_and_counts_sparse_files_as_allocated() {

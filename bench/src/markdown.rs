@@ -135,11 +135,17 @@ impl Report {
                 if r.disk.settled { "" } else { " (unsettled)" }
             )
         });
-        row(s, "WAL kept for one more flush MB", sys, |r| {
-            r.disk
-                .kept_wal
-                .map_or_else(|| "-".to_string(), |u| mb(u.allocated_bytes))
-        });
+        row(
+            s,
+            "kept for a live backup MB: WAL / compacted parents",
+            sys,
+            |r| match (r.disk.kept_wal, r.disk.kept_parents) {
+                (Some(w), Some(p)) => {
+                    format!("{} / {}", mb(w.allocated_bytes), mb(p.allocated_bytes))
+                }
+                _ => "-".to_string(),
+            },
+        );
         row(s, "**bytes/sample**", sys, |r| {
             format!("**{:.3}**", r.bytes_per_sample)
         });
@@ -371,6 +377,13 @@ impl Report {
                     w.samples_accepted
                 );
             }
+        }
+        for r in self.systems.iter().filter(|r| r.replay.flushed_before_kill) {
+            let _ = writeln!(
+                s,
+                "- {} was asked to persist what it held in memory (`/internal/force_flush`) just before the kill -9: it acknowledges writes before they are on disk, and without this the kill loses its last seconds of writes, so it would be queried on less data than the others.",
+                r.system.name()
+            );
         }
         if self.system(System::VictoriaMetrics).is_some() {
             let _ = writeln!(

@@ -104,6 +104,9 @@ pub struct Replay {
     pub samples_per_second: f64,
     /// tsdb: the largest `duration_ms` of its `replaying WAL` log lines (one a shard).
     pub log_replay_ms: Option<u64>,
+    /// VictoriaMetrics: `/internal/force_flush` was called just before the kill, so
+    /// the samples it held only in memory were not lost.
+    pub flushed_before_kill: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
