@@ -215,13 +215,38 @@ fn count_samples(
 fn replay_log_ms(log: &str) -> Option<u64> {
     log.lines()
         .filter(|l| l.contains("replaying WAL"))
-        .filter_map(|l| {
-            let at = l.find("duration_ms")? + "duration_ms".len();
-            let rest = l.get(at..)?.trim_start_matches(['=', '"', ':', ' ']);
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
+        .filter_map(|l| log_field(l, "duration_ms"))
         .max()
+}
+
+/// tsdb's `replaying WAL` lines (one a shard) as (duration_ms, samples).
+fn replay_log_lines(log: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    log.lines()
+        .filter(|l| l.contains("replaying WAL"))
+        .filter_map(|l| Some((log_field(l, "duration_ms")?, log_field(l, "samples")?)))
+}
+
+/// The number after field `name` of a log line, JSON (`"name":12`) or text
+/// (`name=12`).
+fn log_field(line: &str, name: &str) -> Option<u64> {
+    let rest = [format!("\"{name}\":"), format!("{name}=")]
+        .iter()
+        .find_map(|key| line.find(key.as_str()).map(|at| at + key.len()))
+        .and_then(|at| line.get(at..))?;
+    let digits: String = rest
+        .trim_start_matches(['"', ' '])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The slowest shard's replay rate, samples per second, from tsdb's log.
+fn replay_log_rate(log: &str) -> Option<f64> {
+    replay_log_lines(log)
+        .filter(|(_, samples)| *samples > 0)
+        .map(|(ms, samples)| samples as f64 * 1000.0 / ms.max(1) as f64)
+        .min_by(f64::total_cmp)
 }
 
 /// Kills `peer` with SIGKILL, restarts it and polls the witness until it counts
@@ -272,13 +297,20 @@ fn kill_and_recover(
         last_change.duration_since(spawned)
     }
     .as_secs_f64();
+    let log = peer.log_since(log_offset);
     Ok(Replay {
         ready_seconds: ready.as_secs_f64(),
         witness_seconds,
         samples_after_restart: count,
         samples_per_second: count as f64 / witness_seconds.max(1e-9),
         log_replay_ms: match peer.system {
-            System::Tsdb => replay_log_ms(&peer.log_since(log_offset)),
+            System::Tsdb => replay_log_ms(&log),
+            _ => None,
+        },
+        log_replay_samples: (peer.system == System::Tsdb)
+            .then(|| replay_log_lines(&log).map(|(_, samples)| samples).sum()),
+        log_replay_slowest_shard_samples_per_second: match peer.system {
+            System::Tsdb => replay_log_rate(&log),
             _ => None,
         },
         flushed_before_kill: false,
@@ -339,10 +371,10 @@ fn run_system(
     };
     let accepted = loaded.samples_accepted;
 
-    // VictoriaMetrics acknowledges writes it still holds in memory (its last second or
-    // so), which a kill -9 loses; the data it then queries would not be the others'.
-    // Asking it to persist first keeps the comparison on the same data; what it loses
-    // without this is a figure of its own (BENCHMARKS.md).
+    // VictoriaMetrics acknowledges writes it still holds in memory, which a kill -9
+    // loses; the data it then queries would not be the others'. Asking it to flush
+    // first keeps the comparison on nearly the same data (it may still lose some: the
+    // witness counts them, and BENCHMARKS.md has what it loses without the flush).
     let flushed_before_kill = peer.system == System::VictoriaMetrics;
     if flushed_before_kill {
         let url = format!("{}/internal/force_flush", peer.url.trim_end_matches('/'));
@@ -690,6 +722,10 @@ mod tests {
         let json = r#"{"msg":"replaying WAL","duration_ms":77}"#;
         assert_eq!(replay_log_ms(json), Some(77));
         assert_eq!(replay_log_ms("nothing"), None);
+        // Per shard: 5 samples in 12 ms and 5 in 345 ms; the slowest sets the rate.
+        assert_eq!(replay_log_lines(text).map(|(_, n)| n).sum::<u64>(), 10);
+        assert_eq!(replay_log_rate(text), Some(5.0 * 1000.0 / 345.0));
+        assert_eq!(replay_log_rate(json), None);
     }
 
     #[test]

@@ -164,11 +164,22 @@ impl Report {
         row(s, "**replay samples/s**", sys, |r| {
             format!("**{:.0}**", r.replay.samples_per_second)
         });
-        row(s, "WAL replay logged ms", sys, |r| {
-            r.replay
-                .log_replay_ms
-                .map_or("-".into(), |ms| ms.to_string())
-        });
+        row(
+            s,
+            "WAL replay logged: samples in ms, slowest shard samples/s",
+            sys,
+            |r| {
+                let p = &r.replay;
+                match (p.log_replay_samples, p.log_replay_ms) {
+                    (Some(n), Some(ms)) => format!(
+                        "{n} in {ms}, {:.0}",
+                        p.log_replay_slowest_shard_samples_per_second
+                            .unwrap_or_default()
+                    ),
+                    _ => "-".into(),
+                }
+            },
+        );
         row(s, "queries failed (of run)", sys, |r| {
             if r.system.speaks_promql() {
                 format!("{} ({})", r.queries_failed, r.queries_run)
@@ -381,7 +392,7 @@ impl Report {
         for r in self.systems.iter().filter(|r| r.replay.flushed_before_kill) {
             let _ = writeln!(
                 s,
-                "- {} was asked to persist what it held in memory (`/internal/force_flush`) just before the kill -9: it acknowledges writes before they are on disk, and without this the kill loses its last seconds of writes, so it would be queried on less data than the others.",
+                "- {} was asked to flush what it held in memory (`/internal/force_flush`) just before the kill -9, so that it is queried on as much of the data as it can keep: it acknowledges writes before they are on disk, and a kill -9 loses what it has not yet written. Any samples it still lost are counted above.",
                 r.system.name()
             );
         }

@@ -104,6 +104,12 @@ pub struct Replay {
     pub samples_per_second: f64,
     /// tsdb: the largest `duration_ms` of its `replaying WAL` log lines (one a shard).
     pub log_replay_ms: Option<u64>,
+    /// tsdb: samples its `replaying WAL` lines say were replayed (the rest of the
+    /// witness count was already in blocks flushed during the load).
+    pub log_replay_samples: Option<u64>,
+    /// tsdb: samples / duration of the slowest shard's `replaying WAL` line: replay
+    /// speed per core.
+    pub log_replay_slowest_shard_samples_per_second: Option<f64>,
     /// VictoriaMetrics: `/internal/force_flush` was called just before the kill, so
     /// the samples it held only in memory were not lost.
     pub flushed_before_kill: bool,

@@ -20,42 +20,14 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tsdb_engine::block::{Block, ChunkData, SeriesChunks, encode_block, write_block_dir};
 use tsdb_engine::limits::CHUNK_SAMPLES_MAX;
-use tsdb_engine::{Label, Labels, Matcher, Sample};
+use tsdb_engine::{Labels, Matcher, Sample};
+
+mod common;
+use common::{measuring, node_labels};
 
 const ULID: &str = "01JDQ8Z1W0T2B3C4D5E6F7G8H9";
 const START_MS: i64 = 1_700_000_000_000;
 const STEP_MS: i64 = 10_000;
-
-/// Whether `cargo bench` runs us (it passes `--bench`); `cargo test --benches` does
-/// not, and criterion then runs each benchmark once, so the block is kept small.
-fn measuring() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-/// Series `i`: 100 per host, ten metrics with a `cpu` or `device` label each.
-fn node_labels(i: usize) -> Labels {
-    const METRICS: [(&str, &str); 10] = [
-        ("node_cpu_seconds_total", "cpu"),
-        ("node_cpu_guest_seconds_total", "cpu"),
-        ("node_network_receive_bytes_total", "device"),
-        ("node_network_transmit_bytes_total", "device"),
-        ("node_disk_read_bytes_total", "device"),
-        ("node_disk_written_bytes_total", "device"),
-        ("node_disk_io_time_seconds_total", "device"),
-        ("node_filesystem_avail_bytes", "device"),
-        ("node_filesystem_size_bytes", "device"),
-        ("node_load1", "cpu"),
-    ];
-    let (host, k) = (i / 100, i % 100);
-    let (name, extra) = METRICS[k % METRICS.len()];
-    Labels::new(vec![
-        Label::new("__name__", name),
-        Label::new(extra, format!("{}", k / METRICS.len())),
-        Label::new("instance", format!("host-{host}:9100")),
-        Label::new("job", "node"),
-    ])
-    .unwrap()
-}
 
 /// 120 samples of series `i`: a counter, a gauge with two decimals or a constant,
 /// after its metric name.

@@ -15,51 +15,14 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tsdb_engine::Labels;
 use tsdb_engine::head::{self, Head};
-use tsdb_engine::{Label, Labels};
+
+mod common;
+use common::{measuring, node_labels};
 
 /// Series in one remote_write request (the bench harness' and the targets' size).
 const REQUEST_SERIES: usize = 2_000;
-
-/// Whether `cargo bench` runs us (it passes `--bench`); `cargo test --benches` does
-/// not, and criterion then runs each benchmark once, so the set-up is kept small.
-fn measuring() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-/// Series `i` of a node-exporter-like fleet: 100 series per host, ten metrics with a
-/// `cpu` or `device` label each, as a scrape of `node_exporter` looks.
-fn node_labels(i: usize) -> Labels {
-    const METRICS: [(&str, &str); 10] = [
-        ("node_cpu_seconds_total", "cpu"),
-        ("node_cpu_guest_seconds_total", "cpu"),
-        ("node_network_receive_bytes_total", "device"),
-        ("node_network_transmit_bytes_total", "device"),
-        ("node_disk_read_bytes_total", "device"),
-        ("node_disk_written_bytes_total", "device"),
-        ("node_disk_io_time_seconds_total", "device"),
-        ("node_filesystem_avail_bytes", "device"),
-        ("node_filesystem_size_bytes", "device"),
-        ("node_softnet_processed_total", "cpu"),
-    ];
-    let (host, k) = (i / 100, i % 100);
-    let (name, extra) = METRICS[k % METRICS.len()];
-    Labels::new(vec![
-        Label::new("__name__", name),
-        Label::new(extra, format!("{}", k / METRICS.len())),
-        Label::new(
-            "instance",
-            format!(
-                "10.{}.{}.{}:9100",
-                host >> 16,
-                (host >> 8) & 255,
-                host & 255
-            ),
-        ),
-        Label::new("job", "node"),
-    ])
-    .unwrap()
-}
 
 fn hash_and_lookup(c: &mut Criterion) {
     let head_series = if measuring() { 100_000 } else { 5_000 };

@@ -3,7 +3,7 @@
 //! seeded garbage loop that must never panic.
 
 use super::*;
-use crate::chunk::tests::Rng;
+use crate::chunk::tests::{Rng, assert_same};
 use crate::chunk::{Encoding, decode_as, encode_smallest};
 use crate::model::STALE_NAN_BITS;
 
@@ -24,19 +24,6 @@ fn round_trip(samples: &[Sample]) -> usize {
     let got = decode(&bytes).unwrap();
     assert_same(&got, samples);
     bytes.len()
-}
-
-fn assert_same(got: &[Sample], want: &[Sample]) {
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(g.timestamp_ms, w.timestamp_ms);
-        assert_eq!(
-            g.value.to_bits(),
-            w.value.to_bits(),
-            "at {}",
-            w.timestamp_ms
-        );
-    }
 }
 
 #[test]

@@ -33,11 +33,11 @@ impl Rng {
 }
 
 /// Asserts the chunk decodes to exactly `samples`, comparing values bit for bit.
-fn assert_round_trip(samples: &[Sample]) {
-    let bytes = encode(samples);
-    let got = decode(&bytes).unwrap();
-    assert_eq!(got.len(), samples.len());
-    for (g, w) in got.iter().zip(samples) {
+/// Asserts `got` holds `want`'s timestamps and the same value bits (NaN payloads
+/// included), sample by sample.
+pub(crate) fn assert_same(got: &[Sample], want: &[Sample]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
         assert_eq!(g.timestamp_ms, w.timestamp_ms);
         assert_eq!(
             g.value.to_bits(),
@@ -46,6 +46,12 @@ fn assert_round_trip(samples: &[Sample]) {
             w.timestamp_ms
         );
     }
+}
+
+fn assert_round_trip(samples: &[Sample]) {
+    let bytes = encode(samples);
+    let got = decode(&bytes).unwrap();
+    assert_same(&got, samples);
     let via_iter: Vec<Sample> = iter(&bytes).map(|s| s.unwrap()).collect();
     assert_eq!(via_iter.len(), samples.len());
 }
