@@ -213,17 +213,19 @@ fn count_samples(
 
 /// The largest `duration_ms` of the `replaying WAL` lines in `log` (text or JSON).
 fn replay_log_ms(log: &str) -> Option<u64> {
-    log.lines()
-        .filter(|l| l.contains("replaying WAL"))
+    replay_lines(log)
         .filter_map(|l| log_field(l, "duration_ms"))
         .max()
 }
 
-/// tsdb's `replaying WAL` lines (one a shard) as (duration_ms, samples).
+/// tsdb's `replaying WAL` lines, one a shard.
+fn replay_lines(log: &str) -> impl Iterator<Item = &str> {
+    log.lines().filter(|l| l.contains("replaying WAL"))
+}
+
+/// Those lines as (duration_ms, samples).
 fn replay_log_lines(log: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
-    log.lines()
-        .filter(|l| l.contains("replaying WAL"))
-        .filter_map(|l| Some((log_field(l, "duration_ms")?, log_field(l, "samples")?)))
+    replay_lines(log).filter_map(|l| Some((log_field(l, "duration_ms")?, log_field(l, "samples")?)))
 }
 
 /// The number after field `name` of a log line, JSON (`"name":12`) or text

@@ -66,15 +66,21 @@ pub fn usage(dir: &Path) -> Usage {
     };
     entries
         .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => usage(&e.path()),
-            Ok(m) => Usage {
-                apparent_bytes: m.len(),
-                allocated_bytes: m.blocks() * 512,
-            },
-            Err(_) => Usage::default(),
-        })
+        .map(|e| entry_usage(&e.path()))
         .fold(Usage::default(), |a, b| a + b)
+}
+
+/// Usage of one directory entry: a file's own, a directory's recursively (0 when it
+/// vanished meanwhile).
+fn entry_usage(path: &Path) -> Usage {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => usage(path),
+        Ok(m) => Usage {
+            apparent_bytes: m.len(),
+            allocated_bytes: m.blocks() * 512,
+        },
+        Err(_) => Usage::default(),
+    }
 }
 
 /// The size on disk after persisting and compacting.
@@ -122,14 +128,7 @@ fn tsdb_blocks(blocks: &Path) -> (Usage, Usage) {
     let (mut live, mut retired) = (Usage::default(), Usage::default());
     for p in &entries {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let u = match fs::metadata(p) {
-            Ok(m) if m.is_dir() => usage(p),
-            Ok(m) => Usage {
-                apparent_bytes: m.len(),
-                allocated_bytes: m.blocks() * 512,
-            },
-            Err(_) => Usage::default(),
-        };
+        let u = entry_usage(p);
         if parents.contains(name) {
             retired = retired + u;
         } else {
@@ -145,15 +144,17 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
     let agent = peers::agent(Duration::from_secs(1800));
     let base = peer.url.trim_end_matches('/');
     let dir = &peer.data_dir;
-    let (method, settled, usage) = match peer.system {
+    // `kept`: tsdb's WAL and compacted parents held for a live backup.
+    let (method, settled, usage, kept) = match peer.system {
         System::Tsdb => {
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/flush"))?;
             peers::call(&agent, "POST", &format!("{base}/api/v1/admin/compact"))?;
-            let (live, _) = tsdb_blocks(&dir.join("blocks"));
+            let (live, parents) = tsdb_blocks(&dir.join("blocks"));
             (
                 "admin/flush + admin/compact; live blocks (compacted parents and the WAL kept for a live backup apart)",
                 true,
                 live,
+                Some((usage(&dir.join("wal")), parents)),
             )
         }
         System::Prometheus => {
@@ -174,6 +175,7 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
                 "admin/tsdb/snapshot (head written as a block); snapshot dir",
                 true,
                 usage(&dir.join("snapshots").join(name)),
+                None,
             )
         }
         System::VictoriaMetrics => {
@@ -184,6 +186,7 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
                 "internal/force_flush + force_merge, size stable; storage dir",
                 settled,
                 u,
+                None,
             )
         }
         System::Influxdb => {
@@ -198,19 +201,17 @@ pub fn settle(peer: &Peer) -> Result<OnDisk, String> {
                 "cache snapshot + full compaction 5 s after the last write, size stable; data + wal dirs",
                 settled,
                 u,
+                None,
             )
         }
     };
-    let is_tsdb = peer.system == System::Tsdb;
-    let kept_wal = is_tsdb.then(|| self::usage(&dir.join("wal")));
-    let kept_parents = is_tsdb.then(|| tsdb_blocks(&dir.join("blocks")).1);
     Ok(OnDisk {
         method,
         seconds: started.elapsed().as_secs_f64(),
         settled,
         usage,
-        kept_wal,
-        kept_parents,
+        kept_wal: kept.map(|(wal, _)| wal),
+        kept_parents: kept.map(|(_, parents)| parents),
     })
 }
 
