@@ -15,6 +15,7 @@ use crate::chunk::{self, XorAppender};
 use crate::ingest::SeriesView;
 use crate::limits::CHUNK_SAMPLES_MAX;
 use crate::model::{Labels, Matcher, Sample, matches_all};
+use crate::select::{Origin, Piece};
 use crate::wal::record::SeriesRef;
 
 /// One series in the head.
@@ -42,6 +43,46 @@ impl MemSeries {
 
     fn overlaps(&self, min_time_ms: i64, max_time_ms: i64) -> bool {
         self.has_samples() && self.min_time_ms <= max_time_ms && self.max_time_ms >= min_time_ms
+    }
+
+    /// The series' data overlapping `[min, max]` as pieces in write order: sealed
+    /// chunks, the open chunk, the out-of-order samples (not yet clipped to the
+    /// window; [`crate::select::SelectedSeries`] does that when it decodes).
+    fn pieces(&self, min_time_ms: i64, max_time_ms: i64) -> Vec<Piece> {
+        let mut out: Vec<Piece> = self
+            .sealed
+            .iter()
+            .filter(|c| c.max_time >= min_time_ms && c.min_time <= max_time_ms)
+            .map(|c| Piece::Chunk {
+                chunk: c.clone(),
+                origin: Origin::Head,
+            })
+            .collect();
+        if self.open.num_samples() > 0
+            && self.open.max_time() >= min_time_ms
+            && self.open.min_time() <= max_time_ms
+        {
+            out.push(Piece::Chunk {
+                chunk: ChunkData {
+                    min_time: self.open.min_time(),
+                    max_time: self.open.max_time(),
+                    num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
+                    encoding: chunk::Encoding::Xor,
+                    data: self.open.bytes().to_vec(),
+                },
+                origin: Origin::Head,
+            });
+        }
+        let ooo: Vec<Sample> = self
+            .ooo
+            .iter()
+            .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms)
+            .copied()
+            .collect();
+        if !ooo.is_empty() {
+            out.push(Piece::Samples(ooo));
+        }
+        out
     }
 
     /// All samples in `[min, max]`, sorted, one per timestamp.
@@ -418,6 +459,23 @@ impl Head {
                     samples,
                 })
             })
+            .collect()
+    }
+
+    /// [`Head::select`] with each series' data left compressed: its labels and
+    /// pieces in write order.
+    pub fn select_pieces(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+    ) -> Vec<(Labels, Vec<Piece>)> {
+        self.select_ids(matchers)
+            .into_iter()
+            .filter_map(|id| self.series.get(id as usize))
+            .filter(|s| s.overlaps(min_time_ms, max_time_ms))
+            .map(|s| (s.labels.clone(), s.pieces(min_time_ms, max_time_ms)))
+            .filter(|(_, p)| !p.is_empty())
             .collect()
     }
 

@@ -27,6 +27,7 @@ pub mod model;
 pub mod offline_read;
 pub mod promql;
 pub mod rng;
+pub mod select;
 pub mod shard;
 pub mod storage;
 pub mod tombstones;

@@ -25,6 +25,13 @@ pub const BLOCK_READ_SPAN_BYTES_MAX: u64 = 1 << 20;
 
 const _: () = assert!(BLOCK_READ_GAP_BYTES_MAX < BLOCK_READ_SPAN_BYTES_MAX);
 
+/// Samples each shard decodes for one query, over all its selects, before it leaves
+/// the rest of the series compressed (2M samples, 32 MiB decoded). Under it the
+/// shards decode in parallel, each on its core; over it the querying core decodes one
+/// series at a time as it evaluates, so a query over a whole fleet's history holds
+/// its samples at their stored size (about a byte each) rather than 16 bytes each.
+pub const QUERY_SHARD_DECODE_SAMPLES_MAX: usize = 2 << 20;
+
 /// Samples per block chunk: flush and compaction merge the head's chunks up to this
 /// (2 h of a 10 s scrape), so a series of a 2 h block is usually one chunk. Longer
 /// chunks cost fewer record headers and index entries; queries decode whole chunks,

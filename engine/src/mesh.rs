@@ -13,6 +13,7 @@ use crate::error::{Error, ReadOnlyCause, Result};
 use crate::head::{SeriesData, sort_dedup};
 use crate::ingest::IngestBatch;
 use crate::model::{Labels, Matcher, SeriesSamples};
+use crate::select::SelectedSeries;
 use crate::tombstones::Tombstone;
 
 /// A reply channel: one message, then it is dropped.
@@ -94,7 +95,9 @@ pub enum ShardRequest {
         matchers: Vec<Matcher>,
         min_time_ms: i64,
         max_time_ms: i64,
-        reply: Reply<Vec<SeriesData>>,
+        /// Samples the shard may decode before leaving series compressed.
+        decode_samples_max: usize,
+        reply: Reply<Vec<SelectedSeries>>,
     },
     Series {
         matcher_sets: Vec<Vec<Matcher>>,
@@ -311,11 +314,35 @@ impl Mesh {
         min_time_ms: i64,
         max_time_ms: i64,
     ) -> Result<Vec<SeriesData>> {
+        let mut out = Vec::new();
+        for s in self
+            .select_chunks(matchers, min_time_ms, max_time_ms, usize::MAX)
+            .await?
+        {
+            let data = s.into_data()?;
+            if !data.samples.is_empty() {
+                out.push(data);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Mesh::select`] with series left in their chunks once each shard has decoded
+    /// `decode_samples_max` samples, for the caller to decode one series at a time
+    /// (a series may decode to none).
+    pub async fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+        decode_samples_max: usize,
+    ) -> Result<Vec<SelectedSeries>> {
         let parts = self
             .fan_out(|reply| ShardRequest::Select {
                 matchers: matchers.to_vec(),
                 min_time_ms,
                 max_time_ms,
+                decode_samples_max,
                 reply,
             })
             .await?;
@@ -326,23 +353,23 @@ impl Mesh {
     /// from its owner shard last.
     ///
     /// After a shard-count change a series can come from two shards: from a block of
-    /// the old layout on one, and from the head and newer blocks of its owner. Both are
-    /// merged by timestamp, and where both hold a timestamp the owner's sample wins
-    /// ([`merge_series`] keeps the last), as the sample written last does on one shard:
-    /// every write since the change went to the owner. Only a label set answered by
-    /// more than one shard needs its owner computed.
-    fn merge_owner_last(&self, parts: Vec<Vec<SeriesData>>) -> Vec<SeriesData> {
+    /// the old layout on one, and from the head and newer blocks of its owner. Both
+    /// parts are kept, the owner's last; decoding merges them by timestamp, and where
+    /// both hold a timestamp the owner's sample wins, as the sample written last does
+    /// on one shard: every write since the change went to the owner. Only a label set
+    /// answered by more than one shard needs its owner computed.
+    fn merge_owner_last(&self, parts: Vec<Vec<SelectedSeries>>) -> Vec<SelectedSeries> {
         if parts.len() <= 1 {
-            return merge_series(parts.into_iter().flatten());
+            return parts.into_iter().flatten().collect();
         }
-        let mut all: Vec<(usize, SeriesData)> = parts
+        let mut all: Vec<(usize, SelectedSeries)> = parts
             .into_iter()
             .enumerate()
             .flat_map(|(shard, part)| part.into_iter().map(move |s| (shard, s)))
             .collect();
         // Each shard's answer is sorted, so this merges a few sorted runs.
         all.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
-        let mut out: Vec<SeriesData> = Vec::with_capacity(all.len());
+        let mut out: Vec<SelectedSeries> = Vec::with_capacity(all.len());
         let mut all = all.into_iter().peekable();
         while let Some((shard, first)) = all.next() {
             let Some((_, next)) = all.peek() else {
@@ -360,7 +387,13 @@ impl Mesh {
             let owner = self.shard_of(&run[0].1.labels);
             // Stable: the owner's part goes last, the others keep their order.
             run.sort_by_key(|(shard, _)| *shard == owner);
-            out.extend(merge_sorted(run.into_iter().map(|(_, s)| s).collect()));
+            let mut run = run.into_iter().map(|(_, s)| s);
+            if let Some(mut merged) = run.next() {
+                for s in run {
+                    merged.parts.extend(s.parts);
+                }
+                out.push(merged);
+            }
         }
         out
     }
@@ -679,9 +712,13 @@ mod tests {
         for i in 0..8 {
             let l = labels(i);
             let owner = mesh.shard_of(&l);
-            let part = |v: f64, ts: &[i64]| SeriesData {
-                labels: l.clone(),
-                samples: ts.iter().map(|&t| Sample::new(t, v)).collect(),
+            let part = |v: f64, ts: &[i64]| {
+                SelectedSeries::from_samples(
+                    l.clone(),
+                    0,
+                    10,
+                    ts.iter().map(|&t| Sample::new(t, v)).collect(),
+                )
             };
             let mut parts = vec![Vec::new(), Vec::new()];
             parts[owner].push(part(2.0, &[2, 3]));
@@ -689,7 +726,8 @@ mod tests {
             let merged = mesh.merge_owner_last(parts);
             assert_eq!(merged.len(), 1);
             let got: Vec<(i64, f64)> = merged[0]
-                .samples
+                .decode()
+                .unwrap()
                 .iter()
                 .map(|s| (s.timestamp_ms, s.value))
                 .collect();

@@ -29,7 +29,7 @@ pub struct Block {
     meta: BlockMeta,
     index: Index,
     chunks: Box<dyn ReadAt>,
-    chunks_path: PathBuf,
+    chunks_path: std::sync::Arc<Path>,
     /// The `chunks` file's format version: 1 holds only XOR chunks.
     chunks_version: u8,
     size_bytes: u64,
@@ -144,16 +144,44 @@ impl Block {
         Ok(out.pop().unwrap_or_default())
     }
 
-    /// [`Block::read_samples`] of each of `refs`, in their order. Chunk records close
-    /// together in the file (a series' chunks, neighbouring series) are fetched with
-    /// one positioned read (`limits::BLOCK_READ_GAP_BYTES_MAX`), so a select over many
-    /// series costs a few large reads rather than one system call per chunk.
+    /// [`Block::read_samples`] of each of `refs`, in their order.
     pub fn read_series_samples(
         &self,
         refs: &[SeriesRef],
         min_time: i64,
         max_time: i64,
     ) -> Result<Vec<Vec<Sample>>> {
+        let chunks = self.read_series_chunks(refs, min_time, max_time)?;
+        let mut out = Vec::with_capacity(chunks.len());
+        for series in chunks {
+            let s = crate::select::SelectedSeries {
+                labels: Labels::default(),
+                min_time_ms: min_time,
+                max_time_ms: max_time,
+                parts: vec![crate::select::Part {
+                    pieces: series,
+                    deleted: Vec::new(),
+                }],
+            };
+            out.push(s.decode()?);
+        }
+        Ok(out)
+    }
+
+    /// The chunks of each of `refs` that overlap `[min_time, max_time]`, in their
+    /// order, as stored: each record's checksum and length verified and its sample
+    /// count checked against the index, the data left encoded (a query decodes one
+    /// series at a time; [`crate::select::SelectedSeries::decode_into`] checks the
+    /// rest of what the index says). Chunk records close together in the file (a
+    /// series' chunks, neighbouring series) are fetched with one positioned read
+    /// (`limits::BLOCK_READ_GAP_BYTES_MAX`), so a select over many series costs a
+    /// few large reads rather than one system call per chunk.
+    pub fn read_series_chunks(
+        &self,
+        refs: &[SeriesRef],
+        min_time: i64,
+        max_time: i64,
+    ) -> Result<Vec<Vec<crate::select::Piece>>> {
         let wanted: Vec<(usize, &ChunkMeta)> = refs
             .iter()
             .enumerate()
@@ -165,7 +193,7 @@ impl Block {
                     .map(move |c| (i, c))
             })
             .collect();
-        let mut out: Vec<Vec<Sample>> = vec![Vec::new(); refs.len()];
+        let mut out: Vec<Vec<crate::select::Piece>> = vec![Vec::new(); refs.len()];
         let mut buf = Vec::new();
         let mut rest = wanted.as_slice();
         while let Some(((_, first), _)) = rest.split_first() {
@@ -206,47 +234,49 @@ impl Block {
                     c.offset,
                     c.len,
                 )?;
-                let mut samples = self.decode_chunk(c, encoding, &data)?;
-                samples.retain(|x| (min_time..=max_time).contains(&x.timestamp_ms));
-                match out.get_mut(*i) {
-                    Some(dst) if dst.is_empty() => *dst = samples,
-                    Some(dst) => dst.extend(samples),
-                    None => {}
+                let chunk = self.checked_chunk(c, encoding, data)?;
+                if let Some(dst) = out.get_mut(*i) {
+                    dst.push(crate::select::Piece::Chunk {
+                        chunk,
+                        origin: crate::select::Origin::Block {
+                            path: self.chunks_path.clone(),
+                            offset: c.offset,
+                        },
+                    });
                 }
             }
         }
         Ok(out)
     }
 
-    /// Decodes a chunk and checks it holds what the index says: the pair to the
-    /// checks made before it was sealed.
-    fn decode_chunk(
+    /// A chunk record read back, its header's sample count checked against the
+    /// index entry (an O(1) check that the two agree; decoding checks the rest).
+    fn checked_chunk(
         &self,
         c: &ChunkMeta,
         encoding: chunk::Encoding,
-        data: &[u8],
-    ) -> Result<Vec<Sample>> {
-        let samples = chunk::decode_as(encoding, data)
-            .map_err(|e| Error::corrupt(&self.chunks_path, c.offset, e.to_string()))?;
-        let first = samples.first().map(|x| x.timestamp_ms);
-        let last = samples.last().map(|x| x.timestamp_ms);
-        if samples.len() != c.num_samples as usize
-            || first != Some(c.min_time)
-            || last != Some(c.max_time)
-        {
+        data: Vec<u8>,
+    ) -> Result<ChunkData> {
+        let count = data
+            .get(..2)
+            .map(|h| h.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
+        if count != Some(c.num_samples) {
             return Err(Error::corrupt(
-                &self.chunks_path,
+                &*self.chunks_path,
                 c.offset,
                 format!(
-                    "chunk holds {} samples {first:?}..={last:?}, the index says {} samples {}..={}",
-                    samples.len(),
-                    c.num_samples,
-                    c.min_time,
-                    c.max_time
+                    "chunk counts {count:?} samples, the index says {}",
+                    c.num_samples
                 ),
             ));
         }
-        Ok(samples)
+        Ok(ChunkData {
+            min_time: c.min_time,
+            max_time: c.max_time,
+            num_samples: c.num_samples,
+            encoding,
+            data,
+        })
     }
 
     /// The series' chunks as stored (checksums verified, not decoded), so compaction
@@ -257,27 +287,7 @@ impl Block {
             .iter()
             .map(|c| {
                 let (encoding, data) = self.read_record(c)?;
-                // The header's count is an O(1) check that the index and chunk agree.
-                let count = data
-                    .get(..2)
-                    .map(|h| h.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
-                if count != Some(c.num_samples) {
-                    return Err(Error::corrupt(
-                        &self.chunks_path,
-                        c.offset,
-                        format!(
-                            "chunk counts {count:?} samples, the index says {}",
-                            c.num_samples
-                        ),
-                    ));
-                }
-                Ok(ChunkData {
-                    min_time: c.min_time,
-                    max_time: c.max_time,
-                    num_samples: c.num_samples,
-                    encoding,
-                    data,
-                })
+                self.checked_chunk(c, encoding, data)
             })
             .collect()
     }
@@ -389,7 +399,7 @@ fn open_dir(storage: &impl Storage, dir: &Path, check_name: bool) -> Result<Bloc
         meta,
         index,
         chunks,
-        chunks_path,
+        chunks_path: chunks_path.into(),
         chunks_version,
     })
 }
@@ -452,7 +462,7 @@ pub(crate) fn verify_dir(
             && end > next
         {
             return Err(Error::corrupt(
-                &block.chunks_path,
+                &*block.chunks_path,
                 *next,
                 format!("chunk record at {next} overlaps the one ending at {end}"),
             ));

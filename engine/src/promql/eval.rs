@@ -13,8 +13,8 @@ use super::functions::{self, CallState, Func, Window};
 use super::plan::{self, Aggregate, Binary, Call, Node, Selector, Subquery, ValueType};
 use super::value::{Sample, Series, Value, drop_metric_name, has_duplicate_labels};
 use super::{Point, QueryError};
-use crate::head::SeriesData;
 use crate::model::{Labels, is_stale_nan};
+use crate::select::SelectedSeries;
 
 const TIMEOUT_MESSAGE: &str = "query timed out in expression evaluation";
 const DUPLICATE_LABELSET: &str = "vector cannot contain metrics with the same labelset";
@@ -82,7 +82,7 @@ fn select_single<T: TimeValue>(samples: &[T], ref_ms: i64, lookback_ms: i64) -> 
 }
 
 pub(crate) struct Evaluator<'a> {
-    data: &'a [Vec<SeriesData>],
+    data: &'a [Vec<SelectedSeries>],
     lookback_ms: i64,
     max_samples: usize,
     current_samples: usize,
@@ -91,7 +91,7 @@ pub(crate) struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     pub(crate) fn new(
-        data: &'a [Vec<SeriesData>],
+        data: &'a [Vec<SelectedSeries>],
         lookback_ms: i64,
         max_samples: usize,
         deadline: Instant,
@@ -121,7 +121,7 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    fn series_of(&self, sel: &Selector) -> &'a [SeriesData] {
+    fn series_of(&self, sel: &Selector) -> &'a [SelectedSeries] {
         self.data.get(sel.id).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -275,13 +275,15 @@ impl<'a> Evaluator<'a> {
     fn vector_selector(&mut self, sel: &Selector, st: Steps) -> Result<Vec<Series>, QueryError> {
         let offset = sel.eff_offset_ms.get();
         let mut out = Vec::new();
+        let mut samples = Vec::new();
         for s in self.series_of(sel) {
             self.check_deadline()?;
+            decode(s, &mut samples)?;
             let mut points = Vec::new();
             for (step, ts) in st.times().enumerate() {
                 self.check_deadline_every(step)?;
                 let Some((_, v)) =
-                    select_single(&s.samples, ts.saturating_sub(offset), self.lookback_ms)
+                    select_single(&samples, ts.saturating_sub(offset), self.lookback_ms)
                 else {
                     continue;
                 };
@@ -352,9 +354,11 @@ impl<'a> Evaluator<'a> {
         let max_ms = ts.saturating_sub(sel.eff_offset_ms.get());
         let min_ms = max_ms.saturating_sub(range);
         let mut out = Vec::new();
+        let mut samples = Vec::new();
         for s in self.series_of(sel) {
             self.check_deadline()?;
-            let points = self.window(&s.samples, min_ms, max_ms)?;
+            decode(s, &mut samples)?;
+            let points = self.window(&samples, min_ms, max_ms)?;
             if !points.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
@@ -513,6 +517,14 @@ impl<'a> Evaluator<'a> {
             && let Some(Node::Vector(sel)) = c.args.first().map(Node::unwrap_invariant)
         {
             let series = self.series_of(sel);
+            // Steps run outside series here, so every series is decoded once first.
+            let mut decoded = Vec::with_capacity(series.len());
+            for s in series {
+                self.check_deadline()?;
+                let mut samples = Vec::new();
+                decode(s, &mut samples)?;
+                decoded.push(samples);
+            }
             let lookback = self.lookback_ms;
             return self.range_eval(st, &[], |_, ts| {
                 // Prometheus re-derives the offset from `@` here and ignores the
@@ -523,9 +535,9 @@ impl<'a> Evaluator<'a> {
                 };
                 let vector: Vec<Sample> = series
                     .iter()
-                    .filter_map(|s| {
-                        let (t, v) =
-                            select_single(&s.samples, ts.saturating_sub(offset), lookback)?;
+                    .zip(&decoded)
+                    .filter_map(|(s, samples)| {
+                        let (t, v) = select_single(samples, ts.saturating_sub(offset), lookback)?;
                         Some(Sample {
                             labels: s.labels.clone(),
                             timestamp_ms: t,
@@ -579,7 +591,7 @@ impl<'a> Evaluator<'a> {
             Some(Node::Matrix(sel, range)) => (
                 self.series_of(sel)
                     .iter()
-                    .map(|s| (s.labels.clone(), Source::Stored(&s.samples)))
+                    .map(|s| (s.labels.clone(), Source::Stored(s)))
                     .collect(),
                 sel.eff_offset_ms.get(),
                 *range,
@@ -609,8 +621,14 @@ impl<'a> Evaluator<'a> {
         let mut out: Vec<Series> = Vec::new();
         let mut scalars = vec![f64::NAN; c.args.len()];
         let mut window = Vec::new();
+        let mut samples = Vec::new();
         for (labels, source) in &sources {
             self.check_deadline()?;
+            if let Source::Stored(s) = source {
+                // One series decoded at a time: a range function over many samples
+                // holds one series' worth, not the whole selection's.
+                decode(s, &mut samples)?;
+            }
             let mut points = Vec::new();
             for (step, ts) in st.times().enumerate() {
                 self.check_deadline_every(step)?;
@@ -620,7 +638,9 @@ impl<'a> Evaluator<'a> {
                 let end_ms = ts.saturating_sub(offset);
                 let start_ms = end_ms.saturating_sub(range);
                 match source {
-                    Source::Stored(s) => self.window_into(s, start_ms, end_ms, &mut window)?,
+                    Source::Stored(_) => {
+                        self.window_into(&samples, start_ms, end_ms, &mut window)?
+                    }
                     Source::Evaluated(p) => self.window_into(p, start_ms, end_ms, &mut window)?,
                 }
                 if window.is_empty() {
@@ -670,8 +690,15 @@ impl<'a> Evaluator<'a> {
 
 /// Where a range function's series come from.
 enum Source<'a> {
-    Stored(&'a [crate::model::Sample]),
+    Stored(&'a SelectedSeries),
     Evaluated(Vec<Point>),
+}
+
+/// Decodes a selected series into `out`; a chunk that does not decode fails the
+/// query as a storage error, as it failed the read before chunks were decoded here.
+fn decode(s: &SelectedSeries, out: &mut Vec<crate::model::Sample>) -> Result<(), QueryError> {
+    s.decode_into(out)
+        .map_err(|e| QueryError::Storage(e.to_string()))
 }
 
 /// `absent_over_time`: one series, with labels from the selector's equality

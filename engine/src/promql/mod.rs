@@ -1,6 +1,7 @@
 //! PromQL evaluation over the shards: parse with `promql-parser`, fetch every selector's
-//! series once through a [`Queryable`], then evaluate in memory, answer for answer as
-//! Prometheus 2.42 does.
+//! series once through a [`Queryable`] (as compressed chunks, see [`crate::select`]),
+//! then evaluate, decoding one series at a time, answer for answer as Prometheus 2.42
+//! does.
 //!
 //! This is the interface the HTTP routes build on; the evaluator lives in the
 //! submodules.
@@ -21,20 +22,25 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::head::SeriesData;
+use crate::limits::QUERY_SHARD_DECODE_SAMPLES_MAX;
 use crate::model::{Labels, Matcher};
+use crate::select::SelectedSeries;
 
 /// Where an evaluation gets its series from: the mesh in the server, a plain in-memory
 /// store in tests.
 pub trait Queryable {
     /// Series selected by `matchers` with their samples in `[min, max]` (inclusive),
-    /// sorted by labels, samples sorted by time, one per timestamp. Stale markers are
-    /// included (the evaluator needs them).
+    /// sorted by labels, each decoding to samples sorted by time, one per timestamp
+    /// (possibly none). Stale markers are included (the evaluator needs them). The
+    /// store may hand series over decoded until it has decoded `decode_samples_max`
+    /// samples, and compressed after that.
     fn select(
         &self,
         matchers: &[Matcher],
         min_time_ms: i64,
         max_time_ms: i64,
-    ) -> impl Future<Output = crate::Result<Vec<SeriesData>>>;
+        decode_samples_max: usize,
+    ) -> impl Future<Output = crate::Result<Vec<SelectedSeries>>>;
 }
 
 impl Queryable for crate::mesh::Mesh {
@@ -43,8 +49,16 @@ impl Queryable for crate::mesh::Mesh {
         matchers: &[Matcher],
         min_time_ms: i64,
         max_time_ms: i64,
-    ) -> crate::Result<Vec<SeriesData>> {
-        crate::mesh::Mesh::select(self, matchers, min_time_ms, max_time_ms).await
+        decode_samples_max: usize,
+    ) -> crate::Result<Vec<SelectedSeries>> {
+        crate::mesh::Mesh::select_chunks(
+            self,
+            matchers,
+            min_time_ms,
+            max_time_ms,
+            decode_samples_max,
+        )
+        .await
     }
 }
 
@@ -301,37 +315,74 @@ fn to_range_series(mut mat: Vec<value::Series>) -> Vec<RangeSeries> {
         .collect()
 }
 
-/// Fetches every selector's series once, over the window the plan computed.
-async fn fetch<Q: Queryable>(q: &Q, plan: &plan::Plan) -> Result<Vec<Vec<SeriesData>>, QueryError> {
+/// Fetches every selector's series once, over the window the plan computed. The
+/// stores decode at most [`QUERY_SHARD_DECODE_SAMPLES_MAX`] samples per shard over the
+/// whole query (each select gets what the earlier ones left); beyond that the series
+/// stay compressed until the evaluator reaches them.
+async fn fetch<Q: Queryable>(
+    q: &Q,
+    plan: &plan::Plan,
+) -> Result<Vec<Vec<SelectedSeries>>, QueryError> {
     let mut data = Vec::with_capacity(plan.fetches.len());
+    let mut decode_budget = QUERY_SHARD_DECODE_SAMPLES_MAX;
     for f in &plan.fetches {
         if f.min_time_ms > f.max_time_ms {
             data.push(Vec::new());
             continue;
         }
         let series = q
-            .select(&f.matchers, f.min_time_ms, f.max_time_ms)
+            .select(&f.matchers, f.min_time_ms, f.max_time_ms, decode_budget)
             .await
             .map_err(|e| QueryError::Storage(e.to_string()))?;
+        let decoded: usize = series.iter().map(SelectedSeries::decoded_samples).sum();
+        decode_budget = decode_budget.saturating_sub(decoded);
         data.push(series);
     }
     Ok(data)
 }
 
-/// A plain in-memory [`Queryable`], for tests and the case runner.
+/// A plain in-memory [`Queryable`], for tests and the case runner. It answers as the
+/// shards answer a large select: every series as compressed chunks (a few samples
+/// each, the smaller of the packed and XOR encodings), which the evaluator clips to
+/// the window and decodes, so the case files exercise that path.
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {
-    series: Vec<SeriesData>,
+    series: Vec<(Labels, Vec<crate::select::Piece>)>,
 }
+
+/// Samples per chunk of a [`MemStore`] series: small, so windows start and end
+/// inside chunks.
+const MEM_STORE_CHUNK_SAMPLES: usize = 4;
 
 impl MemStore {
     /// A store holding `series`; it is sorted by labels here so `select` answers in
     /// the order the trait promises.
     pub fn new(mut series: Vec<SeriesData>) -> Self {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        for s in &mut series {
-            s.samples.sort_by_key(|x| x.timestamp_ms);
-        }
+        let series = series
+            .into_iter()
+            .map(|mut s| {
+                crate::head::sort_dedup(&mut s.samples);
+                let pieces = s
+                    .samples
+                    .chunks(MEM_STORE_CHUNK_SAMPLES)
+                    .filter_map(|c| {
+                        let (encoding, data) = crate::chunk::encode_smallest(c);
+                        Some(crate::select::Piece::Chunk {
+                            chunk: crate::block::ChunkData {
+                                min_time: c.first()?.timestamp_ms,
+                                max_time: c.last()?.timestamp_ms,
+                                num_samples: u32::try_from(c.len()).ok()?,
+                                encoding,
+                                data,
+                            },
+                            origin: crate::select::Origin::Head,
+                        })
+                    })
+                    .collect();
+                (s.labels, pieces)
+            })
+            .collect();
         MemStore { series }
     }
 }
@@ -342,19 +393,20 @@ impl Queryable for MemStore {
         matchers: &[Matcher],
         min_time_ms: i64,
         max_time_ms: i64,
-    ) -> crate::Result<Vec<SeriesData>> {
+        _decode_samples_max: usize,
+    ) -> crate::Result<Vec<SelectedSeries>> {
         let out = self
             .series
             .iter()
-            .filter(|s| crate::model::matches_all(matchers, &s.labels))
-            .map(|s| SeriesData {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .filter(|x| x.timestamp_ms >= min_time_ms && x.timestamp_ms <= max_time_ms)
-                    .copied()
-                    .collect(),
+            .filter(|(labels, _)| crate::model::matches_all(matchers, labels))
+            .map(|(labels, pieces)| SelectedSeries {
+                labels: labels.clone(),
+                min_time_ms,
+                max_time_ms,
+                parts: vec![crate::select::Part {
+                    pieces: pieces.clone(),
+                    deleted: Vec::new(),
+                }],
             })
             .collect();
         Ok(out)

@@ -296,9 +296,11 @@ impl<S: Storage> Shard<S> {
                 matchers,
                 min_time_ms,
                 max_time_ms,
+                decode_samples_max,
                 reply,
             } => {
-                let result = self.select(&matchers, min_time_ms, max_time_ms);
+                let result =
+                    self.select_chunks(&matchers, min_time_ms, max_time_ms, decode_samples_max);
                 let _ = reply.send(result.map_err(|e| self.set_aside_damaged(e)));
             }
             ShardRequest::Series {

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use super::Shard;
 use crate::error::Result;
 use crate::head::SeriesData;
-use crate::mesh::merge_series;
 use crate::model::{Labels, Matcher};
+use crate::select::{Part, Piece, SelectedSeries};
 use crate::storage::Storage;
 
 impl<S: Storage> Shard<S> {
@@ -27,32 +27,83 @@ impl<S: Storage> Shard<S> {
         min_time_ms: i64,
         max_time_ms: i64,
     ) -> Result<Vec<SeriesData>> {
-        // Oldest block first and the head last: the merge keeps the last sample of a
-        // timestamp, so a later write wins wherever it landed.
-        let mut parts = Vec::new();
+        let mut out = Vec::new();
+        for s in self.select_chunks(matchers, min_time_ms, max_time_ms, 0)? {
+            let data = s.into_data()?;
+            if !data.samples.is_empty() {
+                out.push(data);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Series selected by `matchers` with their chunks overlapping `[min, max]`, not
+    /// decoded, sorted by labels; each series is one [`Part`] whose pieces come from
+    /// the oldest block first and the head last (decoding keeps the last sample of a
+    /// timestamp, so a later write wins wherever it landed), with the ranges this
+    /// shard's tombstones delete. A series may decode to no samples (a chunk that
+    /// spans the window without a sample in it, or everything deleted).
+    ///
+    /// Series are decoded here, on this shard's core, while the samples decoded stay
+    /// within `decode_samples_max`; the rest stay compressed for the querying core to
+    /// decode one at a time.
+    pub(crate) fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        min_time_ms: i64,
+        max_time_ms: i64,
+        decode_samples_max: usize,
+    ) -> Result<Vec<SelectedSeries>> {
+        let mut found: Vec<(Labels, Vec<Piece>)> = Vec::new();
         for b in crate::compact::by_age(self.blocks_in(min_time_ms, max_time_ms)) {
             let refs = b.select(matchers, min_time_ms, max_time_ms);
-            let read = b.read_series_samples(&refs, min_time_ms, max_time_ms)?;
-            for (s, samples) in refs.into_iter().zip(read) {
-                if !samples.is_empty() {
-                    parts.push(SeriesData {
-                        labels: b.labels(s).clone(),
-                        samples,
-                    });
+            let read = b.read_series_chunks(&refs, min_time_ms, max_time_ms)?;
+            for (s, pieces) in refs.into_iter().zip(read) {
+                if !pieces.is_empty() {
+                    found.push((b.labels(s).clone(), pieces));
                 }
             }
         }
-        parts.extend(self.head.select(matchers, min_time_ms, max_time_ms));
-        let mut merged = merge_series(parts);
-        if !self.tombstones.is_empty() {
-            // Deleted samples go at once; their bytes go at `clean_tombstones`.
-            merged.retain_mut(|s| {
-                let deleted = self.tombstones.intervals(&s.labels);
-                crate::tombstones::filter_samples(&deleted, &mut s.samples);
-                !s.samples.is_empty()
+        found.extend(self.head.select_pieces(matchers, min_time_ms, max_time_ms));
+        // Stable: the pieces of one label set keep their sources' order.
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<SelectedSeries> = Vec::with_capacity(found.len());
+        for (labels, pieces) in found {
+            if let Some(last) = out.last_mut()
+                && last.labels == labels
+                && let Some(part) = last.parts.first_mut()
+            {
+                part.pieces.extend(pieces);
+                continue;
+            }
+            let deleted = if self.tombstones.is_empty() {
+                Vec::new()
+            } else {
+                // Deleted samples go at once; their bytes go at `clean_tombstones`.
+                self.tombstones.intervals(&labels)
+            };
+            out.push(SelectedSeries {
+                labels,
+                min_time_ms,
+                max_time_ms,
+                parts: vec![Part { pieces, deleted }],
             });
         }
-        Ok(merged)
+        let mut budget = decode_samples_max;
+        let mut scratch = Vec::new();
+        for s in &mut out {
+            if budget == 0 {
+                break;
+            }
+            s.decode_into(&mut scratch)?;
+            budget = budget.saturating_sub(scratch.len());
+            s.parts = vec![Part {
+                // A copy of the samples' size, not the decoded chunks' room.
+                pieces: vec![Piece::Samples(scratch.as_slice().to_vec())],
+                deleted: Vec::new(),
+            }];
+        }
+        Ok(out)
     }
 
     /// Whether series `labels` has a sample in `[min, max]` that no tombstone deletes.

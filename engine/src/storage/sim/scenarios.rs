@@ -75,9 +75,26 @@ impl Rig {
     fn read(&mut self, series: u8) -> Vec<(i64, f64)> {
         let m = [Matcher::equal("s", series.to_string())];
         let got = self.shard().select(&m, i64::MIN, i64::MAX).unwrap();
-        got.iter()
+        let got: Vec<(i64, f64)> = got
+            .iter()
             .flat_map(|s| s.samples.iter().map(|x| (x.timestamp_ms, x.value)))
-            .collect()
+            .collect();
+        // A query's select answers the same whether the shard decodes (a budget it
+        // cannot exhaust) or leaves every series compressed (no budget).
+        for budget in [0, usize::MAX] {
+            let chunks = self.shard().select_chunks(&m, i64::MIN, i64::MAX, budget);
+            let decoded: Vec<(i64, f64)> = chunks
+                .unwrap()
+                .iter()
+                .flat_map(|s| s.decode().unwrap())
+                .map(|x| (x.timestamp_ms, x.value))
+                .collect();
+            assert_eq!(
+                decoded, got,
+                "select_chunks with a decode budget of {budget}"
+            );
+        }
+        got
     }
 
     fn crash(&mut self) {
