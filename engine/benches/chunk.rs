@@ -88,6 +88,16 @@ fn codec(c: &mut Criterion) {
         group.bench_function(format!("decode/{shape}"), |b| {
             b.iter(|| chunk::decode(black_box(&bytes)).unwrap());
         });
+        // Blocks keep the packed encoding where it is smaller; every shape here packs.
+        let packed = chunk::packed::encode(&samples).unwrap();
+        assert_eq!(
+            chunk::packed::decode(&packed).unwrap(),
+            samples,
+            "{shape} packed chunk does not round-trip"
+        );
+        group.bench_function(format!("packed_decode/{shape}"), |b| {
+            b.iter(|| chunk::packed::decode(black_box(&packed)).unwrap());
+        });
     }
     group.finish();
 }

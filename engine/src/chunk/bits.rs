@@ -105,6 +105,20 @@ impl<'a> BitReader<'a> {
         if nbits > 64 || (nbits as usize) > self.remaining_bits() {
             return None;
         }
+        if nbits == 0 {
+            return Some(0);
+        }
+        // Fast path: the bits lie within the next eight bytes, read as one big-endian
+        // word (every byte of a chunk but its last seven).
+        let byte = self.pos_bits / 8;
+        let skip = (self.pos_bits % 8) as u32;
+        if nbits + skip <= 64
+            && let Some(word) = self.data.get(byte..byte + 8)
+            && let Ok(word) = <[u8; 8]>::try_from(word)
+        {
+            self.pos_bits += nbits as usize;
+            return Some((u64::from_be_bytes(word) << skip) >> (64 - nbits));
+        }
         let mut out = 0u64;
         let mut left = nbits;
         while left > 0 {
