@@ -43,23 +43,39 @@ impl BitWriter {
         self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `nbits` (at most 64) of `value`, most significant first.
+    /// Writes the low `nbits` (at most 64) of `value`, most significant first: the
+    /// free bits of the last byte, then whole bytes, then the rest in a new byte (a
+    /// bit at a time would cost a loop turn for every byte of a 64-bit value).
     pub(crate) fn write_bits(&mut self, value: u64, nbits: u32) {
         debug_assert!(nbits <= 64, "BUG: write_bits of {nbits} bits");
+        let nbits = nbits.min(64);
+        if nbits == 0 {
+            return;
+        }
+        let value = if nbits == 64 {
+            value
+        } else {
+            value & ((1u64 << nbits) - 1)
+        };
         let mut left = nbits;
-        while left > 0 {
-            if self.free_bits == 0 {
-                self.buf.push(0);
-                self.free_bits = 8;
-            }
+        if self.free_bits > 0 {
             let take = left.min(self.free_bits);
-            let piece = (value >> (left - take)) & ((1u64 << take) - 1);
+            // At most 8 bits: the bits above `left` were masked off.
+            let piece = (value >> (left - take)) as u8;
             if let Some(last) = self.buf.last_mut() {
-                // `piece` holds at most 8 bits, so the cast keeps all of them.
-                *last |= (piece as u8) << (self.free_bits - take);
+                *last |= piece << (self.free_bits - take);
             }
             self.free_bits -= take;
             left -= take;
+        }
+        while left >= 8 {
+            left -= 8;
+            self.buf.push((value >> left) as u8);
+        }
+        if left > 0 {
+            // The low `left` bits, at the top of a new byte.
+            self.buf.push((value << (8 - left)) as u8);
+            self.free_bits = 8 - left;
         }
     }
 
@@ -155,5 +171,47 @@ impl<'a> BitReader<'a> {
     pub(crate) fn read_varint(&mut self) -> Option<i64> {
         let u = self.read_uvarint()?;
         Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The writer as it was, one bit at a time: the bytes must not change.
+    fn reference(writes: &[(u64, u32)]) -> Vec<u8> {
+        let mut bits = Vec::new();
+        for &(value, nbits) in writes {
+            for i in (0..nbits).rev() {
+                bits.push((value >> i) & 1 == 1);
+            }
+        }
+        bits.chunks(8)
+            .map(|byte| {
+                byte.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, &b)| acc | (u8::from(b) << (7 - i)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn write_bits_packs_as_one_bit_at_a_time_would() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            let mut writes = Vec::new();
+            let mut w = BitWriter::default();
+            for _ in 0..(x % 20) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let nbits = (x % 65) as u32;
+                // Bits above `nbits` must be ignored.
+                let value = x.rotate_left(17);
+                writes.push((value, nbits));
+                w.write_bits(value, nbits);
+            }
+            assert_eq!(w.bytes(), reference(&writes), "{writes:?}");
+        }
     }
 }

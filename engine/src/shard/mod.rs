@@ -2,6 +2,7 @@
 //! blocks. One shard runs on one core as one event loop over its inbox.
 //!
 //! - [`open`]: loading blocks and replaying the WAL on start.
+//! - [`replay`]: the WAL replay into a fresh head.
 //! - [`append`]: group commit of writes.
 //! - [`read`]: selects, series and label look-ups.
 //! - [`flush`]: persisting the head into a block.
@@ -20,6 +21,7 @@ mod damage;
 mod flush;
 mod open;
 mod read;
+mod replay;
 mod reshard;
 mod writable;
 
@@ -42,6 +44,7 @@ use crate::wal::writer::WalWriter;
 
 pub use admin::valid_snapshot_name;
 pub use open::{prepare_data_dir, prepare_data_dir_in};
+pub use replay::{Replayed, replay_head};
 pub use reshard::migrate_wal;
 
 /// Everything a shard needs to know from configuration.

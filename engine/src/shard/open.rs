@@ -5,15 +5,14 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{Shard, ShardConfig, Shared};
+use super::{Shard, ShardConfig, Shared, replay};
 use crate::block::{Block, BlockMeta};
 use crate::error::{Error, IoContext, Result};
 use crate::head::Head;
 use crate::layout;
 use crate::storage::{Clock, DiskStorage, Storage, SystemClock};
 use crate::wal::checkpoint;
-use crate::wal::reader::{self, Repair};
-use crate::wal::record::Record;
+use crate::wal::reader::Repair;
 use crate::wal::writer::WalWriter;
 
 /// Readies a data directory before any shard opens it: creates `blocks/`, removes
@@ -247,47 +246,12 @@ impl<S: Storage> Shard<S> {
                 }
             }
             let started = clock.monotonic();
-            let mut samples = 0u64;
-            let mut unknown = 0u64;
-            let stats = reader::replay_in(
-                &storage,
-                &dir,
-                cfg.shard,
-                first,
-                Repair::TruncateTail,
-                |rec| match rec {
-                    Record::Series(series) => {
-                        for (r, labels) in series {
-                            next_ref = next_ref.max(r + 1);
-                            if head.lookup_ref(r).is_some() {
-                                continue;
-                            }
-                            let hash = labels.stable_hash();
-                            head.replay_series(labels, hash, r);
-                        }
-                    }
-                    Record::Samples(batch) => {
-                        for (r, s) in batch {
-                            match head.lookup_ref(r) {
-                                Some(id) => {
-                                    head.append(id, s);
-                                    samples += 1;
-                                }
-                                None => {
-                                    // A ref whose series record was lost: never hand it
-                                    // out again, or its orphaned samples would join a
-                                    // new series on the next replay.
-                                    next_ref = next_ref.max(r + 1);
-                                    unknown += 1;
-                                }
-                            }
-                        }
-                    }
-                },
-            )?;
+            let replayed =
+                replay::replay_head(&storage, &dir, cfg.shard, first, Repair::TruncateTail)?;
+            let (stats, samples, unknown) = (replayed.stats, replayed.samples, replayed.unknown);
+            head = replayed.head;
             // Segments kept for a backup but not replayed may use refs up to here.
-            next_ref = next_ref.max(plan.next_ref_min);
-            head.mark_all_unlogged();
+            next_ref = replayed.next_ref.max(plan.next_ref_min);
             replay_duration = clock.monotonic().saturating_sub(started);
             let duration_ms = replay_duration.as_millis() as u64;
             tracing::info!(

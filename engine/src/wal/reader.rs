@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::record::{self, Framed, Record};
+use super::record::{self, Framed, Record, RecordView};
 use super::segment;
 use crate::error::{Error, Result};
 use crate::layout;
@@ -70,6 +70,21 @@ pub fn replay_in(
     repair: Repair,
     mut on_record: impl FnMut(Record),
 ) -> Result<ReplayStats> {
+    replay_views_in(storage, dir, shard, first_seq, repair, |rec| {
+        on_record(rec.into_record());
+    })
+}
+
+/// [`replay_in`], handing each samples record's samples over in place (the shard's
+/// start-up replay, which appends them to its head without building a vector).
+pub fn replay_views_in(
+    storage: &impl Storage,
+    dir: &Path,
+    shard: u32,
+    first_seq: u64,
+    repair: Repair,
+    mut on_record: impl FnMut(RecordView<'_>),
+) -> Result<ReplayStats> {
     let segments: Vec<_> = segment::list_in(storage, dir)?
         .into_iter()
         .filter(|s| s.seq >= first_seq)
@@ -100,7 +115,7 @@ pub fn replay_in(
         stats.bytes += buf.len() as u64;
         let is_last = i == last_index;
         let name = layout::segment_name(seg.seq);
-        if let Some(d) = read_segment(&buf, shard, &name, &mut stats, &mut on_record) {
+        if let Some(d) = read_segment_views(&buf, shard, &name, &mut stats, &mut on_record) {
             let truncated = is_last && repair == Repair::TruncateTail && !is_foreign(&d);
             let damage = Damage { truncated, ..d };
             if truncated {
@@ -211,6 +226,19 @@ pub(crate) fn read_segment(
     stats: &mut ReplayStats,
     on_record: &mut impl FnMut(Record),
 ) -> Option<Damage> {
+    read_segment_views(buf, shard, name, stats, &mut |rec: RecordView<'_>| {
+        on_record(rec.into_record());
+    })
+}
+
+/// [`read_segment`] with samples left in place.
+fn read_segment_views(
+    buf: &[u8],
+    shard: u32,
+    name: &str,
+    stats: &mut ReplayStats,
+    on_record: &mut impl FnMut(RecordView<'_>),
+) -> Option<Damage> {
     let damage = |offset: usize, reason: String| Damage {
         segment: name.to_string(),
         offset: offset as u64,
@@ -242,7 +270,7 @@ pub(crate) fn read_segment(
             Framed::Zeros => return Some(damage(offset, "zero-filled tail".into())),
             Framed::Truncated => return Some(damage(offset, "torn record".into())),
             Framed::Corrupt(reason) => return Some(damage(offset, reason)),
-            Framed::Record { body, bytes } => match record::decode(body) {
+            Framed::Record { body, bytes } => match record::decode_view(body) {
                 Ok(rec) => {
                     stats.records += 1;
                     on_record(rec);

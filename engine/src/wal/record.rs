@@ -44,6 +44,57 @@ pub enum Record {
     Samples(Vec<(SeriesRef, Sample)>),
 }
 
+/// One decoded record whose samples are read in place from the record's bytes: no
+/// vector is built for them (replay appends them straight to the head).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecordView<'a> {
+    Series(Vec<(SeriesRef, Labels)>),
+    Samples(SamplesView<'a>),
+}
+
+impl RecordView<'_> {
+    /// The owned record, as [`decode`] returns it.
+    pub fn into_record(self) -> Record {
+        match self {
+            RecordView::Series(series) => Record::Series(series),
+            RecordView::Samples(samples) => Record::Samples(samples.iter().collect()),
+        }
+    }
+}
+
+/// The samples of a samples record, decoded as they are iterated. Its length was
+/// checked against the count when it was made, so every entry is whole.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SamplesView<'a> {
+    payload: &'a [u8],
+}
+
+impl<'a> SamplesView<'a> {
+    pub fn len(&self) -> usize {
+        self.payload.len() / SAMPLE_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (SeriesRef, Sample)> + 'a {
+        self.payload.chunks_exact(SAMPLE_BYTES).map(|entry| {
+            let word = |i: usize| {
+                let mut a = [0u8; 8];
+                if let Some(b) = entry.get(i * 8..i * 8 + 8) {
+                    a.copy_from_slice(b);
+                }
+                u64::from_le_bytes(a)
+            };
+            (
+                word(0),
+                Sample::new(word(1) as i64, f64::from_bits(word(2))),
+            )
+        })
+    }
+}
+
 /// Frames `payload` of kind `kind` and appends it to `out`.
 fn frame(out: &mut Vec<u8>, kind: RecordType, payload_len: usize, fill: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
@@ -220,6 +271,11 @@ impl<'a> Cursor<'a> {
 
 /// Decodes a record body (type byte + payload) as framed by [`read_frame`].
 pub fn decode(body: &[u8]) -> Result<Record, String> {
+    decode_view(body).map(RecordView::into_record)
+}
+
+/// [`decode`], leaving a samples record's samples in `body` to be read in place.
+pub fn decode_view(body: &[u8]) -> Result<RecordView<'_>, String> {
     let (&kind, payload) = body.split_first().ok_or("empty record")?;
     let kind = RecordType::from_u8(kind).ok_or_else(|| format!("unknown record type {kind}"))?;
     let mut c = Cursor { buf: payload };
@@ -232,15 +288,7 @@ pub fn decode(body: &[u8]) -> Result<Record, String> {
                     c.buf.len()
                 ));
             }
-            let mut out = Vec::with_capacity(count);
-            for chunk in c.buf.chunks_exact(SAMPLE_BYTES) {
-                let mut r = Cursor { buf: chunk };
-                let sref = r.u64()?;
-                let t = r.u64()? as i64;
-                let v = f64::from_bits(r.u64()?);
-                out.push((sref, Sample::new(t, v)));
-            }
-            Ok(Record::Samples(out))
+            Ok(RecordView::Samples(SamplesView { payload: c.buf }))
         }
         RecordType::Series => {
             // Each series takes at least 10 bytes, which bounds the allocation.
@@ -266,7 +314,7 @@ pub fn decode(body: &[u8]) -> Result<Record, String> {
                     c.buf.len()
                 ));
             }
-            Ok(Record::Series(out))
+            Ok(RecordView::Series(out))
         }
     }
 }
