@@ -93,6 +93,8 @@ pub fn replay_views_in(
     let last_index = segments.len().saturating_sub(1);
     let seqs: Vec<u64> = segments.iter().map(|s| s.seq).collect();
     let mut gaps = missing_segments(&seqs, first_seq).into_iter().peekable();
+    // One window buffer for every segment of the shard.
+    let mut window_buf = Vec::new();
     for (i, seg) in segments.iter().enumerate() {
         while let Some(gap) = gaps.next_if(|g| g.before_seq <= seg.seq) {
             if repair == Repair::TruncateTail {
@@ -109,17 +111,21 @@ pub fn replay_views_in(
         }
         stats.segments += 1;
         stats.last_seq = Some(seg.seq);
-        let buf = storage
-            .read(&seg.path)
-            .map_err(|e| Error::io(format!("read wal segment {}", seg.path.display()), e))?;
-        stats.bytes += buf.len() as u64;
+        let read_err = |e| Error::io(format!("read wal segment {}", seg.path.display()), e);
+        let file = storage.open_read(&seg.path).map_err(read_err)?;
+        let mut win = Window::new(&*file, &mut window_buf).map_err(read_err)?;
+        let seg_len = win.len;
+        stats.bytes += seg_len as u64;
         let is_last = i == last_index;
         let name = layout::segment_name(seg.seq);
-        if let Some(d) = read_segment_views(&buf, shard, &name, &mut stats, &mut on_record) {
+        let found = read_segment_views(&mut win, shard, &name, &mut stats, &mut on_record)
+            .map_err(read_err)?;
+        drop(file);
+        if let Some(d) = found {
             let truncated = is_last && repair == Repair::TruncateTail && !is_foreign(&d);
             let damage = Damage { truncated, ..d };
             if truncated {
-                if damage.offset == 0 && buf.len() <= segment::HEADER_BYTES {
+                if damage.offset == 0 && seg_len <= segment::HEADER_BYTES {
                     // A kill while the segment was being created left less than its
                     // header and no record. Truncating it to 0 bytes would leave a
                     // headerless segment in the middle of the log once the writer
@@ -226,50 +232,91 @@ pub(crate) fn read_segment(
     stats: &mut ReplayStats,
     on_record: &mut impl FnMut(Record),
 ) -> Option<Damage> {
-    read_segment_views(buf, shard, name, stats, &mut |rec: RecordView<'_>| {
+    let source = InMemory(buf);
+    let mut scratch = Vec::new();
+    // Reading from memory cannot fail.
+    let mut win = Window::new(&source, &mut scratch).ok()?;
+    read_segment_views(&mut win, shard, name, stats, &mut |rec: RecordView<'_>| {
         on_record(rec.into_record());
     })
+    .ok()
+    .flatten()
+}
+
+/// A segment already read whole, as a [`Window`] reads it.
+#[derive(Debug)]
+struct InMemory<'a>(&'a [u8]);
+
+impl crate::storage::ReadAt for InMemory<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.0.get(start..end))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn file_len(&self) -> std::io::Result<u64> {
+        Ok(self.0.len() as u64)
+    }
 }
 
 /// [`read_segment`] with samples left in place.
 fn read_segment_views(
-    buf: &[u8],
+    win: &mut Window<'_>,
     shard: u32,
     name: &str,
     stats: &mut ReplayStats,
     on_record: &mut impl FnMut(RecordView<'_>),
-) -> Option<Damage> {
+) -> std::io::Result<Option<Damage>> {
+    let len = win.len;
     let damage = |offset: usize, reason: String| Damage {
         segment: name.to_string(),
         offset: offset as u64,
-        bytes_dropped: (buf.len() - offset.min(buf.len())) as u64,
+        bytes_dropped: (len - offset.min(len)) as u64,
         reason,
         truncated: false,
     };
     // A crash between creating a segment and writing its header leaves an empty
     // file: nothing was written to it, so nothing is lost. (A torn header in the last
     // segment is truncated to this state, so it is reported once, not on every start.)
-    if buf.is_empty() {
-        return None;
+    if len == 0 {
+        return Ok(None);
     }
-    match segment::parse_header(buf) {
+    match segment::parse_header(win.at(0, segment::HEADER_BYTES)?) {
         Ok(owner) if owner == shard => {}
         Ok(owner) => {
-            return Some(damage(
+            return Ok(Some(damage(
                 0,
                 format!("{FOREIGN_PREFIX} {owner}, not shard {shard}"),
-            ));
+            )));
         }
-        Err(reason) => return Some(damage(0, reason)),
+        Err(reason) => return Ok(Some(damage(0, reason))),
     }
     let mut offset = segment::HEADER_BYTES;
     loop {
-        let rest = buf.get(offset..).unwrap_or_default();
+        // The window holds the whole frame, or everything up to the end of the file,
+        // so the framing reads what it would read from the whole segment.
+        let head = win.at(offset, record::HEADER_BYTES)?;
+        let body_len = head
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize);
+        let frame_bytes = record::HEADER_BYTES + body_len.min(WAL_RECORD_BYTES_MAX);
+        let rest = win.at(offset, frame_bytes)?;
         match record::read_frame(rest, WAL_RECORD_BYTES_MAX) {
-            Framed::End => return None,
-            Framed::Zeros => return Some(damage(offset, "zero-filled tail".into())),
-            Framed::Truncated => return Some(damage(offset, "torn record".into())),
-            Framed::Corrupt(reason) => return Some(damage(offset, reason)),
+            Framed::End => return Ok(None),
+            Framed::Zeros => {
+                if win.reaches_end() || win.zeros_to_end(offset)? {
+                    return Ok(Some(damage(offset, "zero-filled tail".into())));
+                }
+                // Zeros to the end of the window but not of the file: a zero length.
+                return Ok(Some(damage(offset, "zero record length".into())));
+            }
+            Framed::Truncated => return Ok(Some(damage(offset, "torn record".into()))),
+            Framed::Corrupt(reason) => return Ok(Some(damage(offset, reason))),
             Framed::Record { body, bytes } => match record::decode_view(body) {
                 Ok(rec) => {
                     stats.records += 1;
@@ -277,10 +324,77 @@ fn read_segment_views(
                     offset += bytes;
                 }
                 Err(reason) => {
-                    return Some(damage(offset, format!("undecodable record: {reason}")));
+                    return Ok(Some(damage(
+                        offset,
+                        format!("undecodable record: {reason}"),
+                    )));
                 }
             },
         }
+    }
+}
+
+/// Bytes a replay reads from a segment at once: a segment is read through a window
+/// of this size (or one frame, if larger) rather than whole, so replaying a shard
+/// holds a few MiB of its WAL, not a 128 MiB segment.
+const REPLAY_WINDOW_BYTES: usize = 4 << 20;
+
+/// A part of one segment file in memory: `buf` holds the file's bytes from `base`.
+struct Window<'a> {
+    file: &'a dyn crate::storage::ReadAt,
+    len: usize,
+    base: usize,
+    buf: &'a mut Vec<u8>,
+    /// Bytes read at once ([`REPLAY_WINDOW_BYTES`]; tests make it tiny).
+    read_bytes: usize,
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a dyn crate::storage::ReadAt, buf: &'a mut Vec<u8>) -> std::io::Result<Self> {
+        let len = usize::try_from(file.file_len()?).unwrap_or(usize::MAX);
+        buf.clear();
+        Ok(Window {
+            file,
+            len,
+            base: 0,
+            buf,
+            read_bytes: REPLAY_WINDOW_BYTES,
+        })
+    }
+
+    /// The file's bytes from `at` to the end of the window, which covers at least
+    /// `n` bytes from `at` or everything up to the end of the file.
+    fn at(&mut self, at: usize, n: usize) -> std::io::Result<&[u8]> {
+        let want_end = at.saturating_add(n).min(self.len);
+        let start = at.min(self.len);
+        if start < self.base || want_end > self.base + self.buf.len() {
+            let end = want_end
+                .max(start.saturating_add(self.read_bytes))
+                .min(self.len);
+            self.buf.clear();
+            self.buf.resize(end - start, 0);
+            self.file.read_exact_at(self.buf, start as u64)?;
+            self.base = start;
+        }
+        Ok(self.buf.get(start - self.base..).unwrap_or_default())
+    }
+
+    /// Whether the window holds the file up to its end.
+    fn reaches_end(&self) -> bool {
+        self.base + self.buf.len() >= self.len
+    }
+
+    /// Whether every byte from `from` to the end of the file is zero.
+    fn zeros_to_end(&mut self, from: usize) -> std::io::Result<bool> {
+        let mut at = from;
+        while at < self.len {
+            let chunk = self.at(at, self.read_bytes)?;
+            if chunk.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += chunk.len().max(1);
+        }
+        Ok(true)
     }
 }
 
@@ -317,6 +431,64 @@ mod tests {
         })
         .unwrap();
         (n, stats)
+    }
+
+    /// Whatever the window size, a segment reads as it reads whole: the same records
+    /// and the same damage, for torn frames at every cut, zero tails, zeros followed
+    /// by data, and corrupt records.
+    #[test]
+    fn a_segment_reads_the_same_through_any_window() {
+        let a = samples_record(3);
+        let b = samples_record(40);
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        let mut whole = a.clone();
+        whole.extend_from_slice(&b);
+        for cut in 0..=b.len() {
+            let mut v = a.clone();
+            v.extend_from_slice(&b[..cut]);
+            bodies.push(v);
+        }
+        let mut zero_tail = whole.clone();
+        zero_tail.extend_from_slice(&[0u8; 50]);
+        bodies.push(zero_tail.clone());
+        let mut zeros_then_data = zero_tail;
+        zeros_then_data.push(1);
+        bodies.push(zeros_then_data);
+        let mut flipped = whole.clone();
+        if let Some(byte) = flipped.get_mut(a.len() + 20) {
+            *byte ^= 0x10;
+        }
+        bodies.push(flipped);
+        let read = |seg: &[u8], window: usize| {
+            let source = InMemory(seg);
+            let mut scratch = Vec::new();
+            let mut win = Window::new(&source, &mut scratch).unwrap();
+            win.read_bytes = window;
+            let mut stats = ReplayStats::default();
+            let mut got = Vec::new();
+            let damage = read_segment_views(&mut win, 0, "s", &mut stats, &mut |r| {
+                got.push(format!("{:?}", r.into_record()));
+            })
+            .unwrap();
+            (got, damage.map(|d| (d.offset, d.bytes_dropped, d.reason)))
+        };
+        for body in &bodies {
+            let mut seg = segment::header(0).to_vec();
+            seg.extend_from_slice(body);
+            let want = read(&seg, REPLAY_WINDOW_BYTES);
+            for window in 1..=48 {
+                assert_eq!(
+                    read(&seg, window),
+                    want,
+                    "window {window}, {} bytes",
+                    seg.len()
+                );
+            }
+        }
+        // The whole segment reads all 43 samples; a torn one reads the first record.
+        let mut seg = segment::header(0).to_vec();
+        seg.extend_from_slice(&whole);
+        assert_eq!(read(&seg, 7).0.len(), 2);
     }
 
     #[test]
