@@ -585,29 +585,53 @@ impl Head {
     /// The head as block series: chunks copied as they are, or re-encoded where the
     /// out-of-order buffer has to be merged in.
     pub fn block_series(&self) -> Vec<SeriesChunks> {
-        let mut out = Vec::with_capacity(self.series.len());
-        for s in self.series.iter().filter(|s| s.has_samples()) {
-            let chunks = if s.ooo.is_empty() {
-                let mut chunks = s.sealed.clone();
-                if s.open.num_samples() > 0 {
-                    chunks.push(ChunkData {
-                        min_time: s.open.min_time(),
-                        max_time: s.open.max_time(),
-                        num_samples: u32::try_from(s.open.num_samples()).unwrap_or(u32::MAX),
-                        encoding: chunk::Encoding::Xor,
-                        data: s.open.bytes().to_vec(),
-                    });
-                }
-                chunks
-            } else {
-                encode_chunks(&s.samples(i64::MIN, i64::MAX))
-            };
-            out.push(SeriesChunks {
-                labels: s.labels.clone(),
-                chunks,
-            });
+        self.block_series_sorted().collect()
+    }
+
+    /// The series holding samples as block series, in label order, each built only
+    /// when the iterator reaches it: a flush holds one series' copy at a time next to
+    /// the head, not a copy of the whole head (which doubled the head's memory while
+    /// the block was written).
+    pub fn block_series_sorted(&self) -> impl Iterator<Item = SeriesChunks> + '_ {
+        let mut ids: Vec<u32> = (0..u32::try_from(self.series.len()).unwrap_or(u32::MAX))
+            .filter(|&id| {
+                self.series
+                    .get(id as usize)
+                    .is_some_and(MemSeries::has_samples)
+            })
+            .collect();
+        ids.sort_unstable_by(|&a, &b| {
+            let label = |id: u32| self.series.get(id as usize).map(|s| &s.labels);
+            label(a).cmp(&label(b))
+        });
+        ids.into_iter()
+            .filter_map(|id| self.series.get(id as usize).map(MemSeries::block_series))
+    }
+}
+
+impl MemSeries {
+    /// This series as a block series (it holds samples).
+    fn block_series(&self) -> SeriesChunks {
+        let chunks = if self.ooo.is_empty() {
+            let mut chunks = Vec::with_capacity(self.sealed.len() + 1);
+            chunks.extend_from_slice(&self.sealed);
+            if self.open.num_samples() > 0 {
+                chunks.push(ChunkData {
+                    min_time: self.open.min_time(),
+                    max_time: self.open.max_time(),
+                    num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
+                    encoding: chunk::Encoding::Xor,
+                    data: self.open.bytes().to_vec(),
+                });
+            }
+            chunks
+        } else {
+            encode_chunks(&self.samples(i64::MIN, i64::MAX))
+        };
+        SeriesChunks {
+            labels: self.labels.clone(),
+            chunks,
         }
-        out
     }
 }
 
@@ -677,6 +701,29 @@ mod tests {
         let blocks = h.block_series();
         let n: u32 = blocks[0].chunks.iter().map(|c| c.num_samples).sum();
         assert_eq!(n, 301);
+    }
+
+    #[test]
+    fn block_series_come_in_label_order_without_empty_series() {
+        let mut h = Head::new();
+        for (i, job) in ["c", "a", "d", "b"].iter().enumerate() {
+            let l = labels(&[("__name__", "up"), ("job", job)]);
+            let id = h.create(l.clone(), l.stable_hash(), i as u64);
+            // Series "d" holds no sample: a block has nothing to read of it.
+            if *job != "d" {
+                for t in 0..200 {
+                    h.append(id, Sample::new(t * 10, i as f64));
+                }
+            }
+        }
+        let got: Vec<_> = h.block_series_sorted().collect();
+        let jobs: Vec<_> = got.iter().map(|s| s.labels.get("job").unwrap()).collect();
+        assert_eq!(jobs, ["a", "b", "c"]);
+        for s in &got {
+            let n: u32 = s.chunks.iter().map(|c| c.num_samples).sum();
+            assert_eq!((s.chunks.len(), n), (2, 200), "{}", s.labels);
+        }
+        assert_eq!(h.block_series(), got);
     }
 
     #[test]

@@ -237,35 +237,44 @@ pub fn drop_deleted(
     let mut out = Vec::with_capacity(series.len());
     let mut changed = false;
     for s in series {
-        let deleted = intervals(entries, &s.labels);
-        let touched = s.chunks.iter().any(|c| {
-            deleted
-                .iter()
-                .any(|&(lo, hi)| lo <= c.max_time && c.min_time <= hi)
-        });
-        if !touched {
-            out.push(s);
-            continue;
-        }
-        let mut samples = Vec::new();
-        for c in &s.chunks {
-            samples.extend(c.decode().map_err(|e| {
-                Error::corrupt(
-                    s.labels.to_string(),
-                    0,
-                    format!("chunk does not decode: {}", e.0),
-                )
-            })?);
-        }
-        changed |= filter_samples(&deleted, &mut samples);
-        if !samples.is_empty() {
-            out.push(SeriesChunks {
-                labels: s.labels,
-                chunks: encode_chunks(&samples),
-            });
-        }
+        let (kept, deleted) = drop_deleted_one(entries, s)?;
+        changed |= deleted;
+        out.extend(kept);
     }
     Ok((out, changed))
+}
+
+/// [`drop_deleted`] of one series: the series without its deleted samples (`None`
+/// when nothing remains) and whether anything was deleted.
+pub fn drop_deleted_one(
+    entries: &[Tombstone],
+    s: SeriesChunks,
+) -> Result<(Option<SeriesChunks>, bool)> {
+    let deleted = intervals(entries, &s.labels);
+    let touched = s.chunks.iter().any(|c| {
+        deleted
+            .iter()
+            .any(|&(lo, hi)| lo <= c.max_time && c.min_time <= hi)
+    });
+    if !touched {
+        return Ok((Some(s), false));
+    }
+    let mut samples = Vec::new();
+    for c in &s.chunks {
+        samples.extend(c.decode().map_err(|e| {
+            Error::corrupt(
+                s.labels.to_string(),
+                0,
+                format!("chunk does not decode: {}", e.0),
+            )
+        })?);
+    }
+    let changed = filter_samples(&deleted, &mut samples);
+    let kept = (!samples.is_empty()).then(|| SeriesChunks {
+        labels: s.labels,
+        chunks: encode_chunks(&samples),
+    });
+    Ok((kept, changed))
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ pub use inspect::{BlockReport, inspect_block};
 pub use meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
 pub use reader::{Block, SeriesRef, verify_block};
 pub use writer::{
-    ChunkData, EncodedBlock, SeriesChunks, encode_block, write_block_dir, write_block_dir_in,
+    BlockEncoder, ChunkData, EncodedBlock, SeriesChunks, encode_block, write_block_dir,
+    write_block_dir_in,
 };
 
 /// The bytes of the first ` ```hex ` block of a format document. Each line holds hex

@@ -479,3 +479,28 @@ fn reads_a_version_1_block() {
         assert!(same_samples(&got, want));
     }
 }
+
+#[test]
+fn block_encoder_one_series_at_a_time_writes_what_encode_block_writes() {
+    let series = random_series(11, 200);
+    let whole = encode_block(ULID, 3, 1, vec![], vec![], series.clone());
+    let mut sorted = series;
+    sorted.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut encoder = BlockEncoder::new(0);
+    assert!(encoder.is_empty());
+    // A series without chunks is left out, as `encode_block` leaves it out.
+    encoder.push(SeriesChunks {
+        labels: Labels::new(vec![Label::new("__name__", "aaa")]).unwrap(),
+        chunks: vec![],
+    });
+    assert!(encoder.is_empty());
+    for s in sorted {
+        encoder.push(s);
+    }
+    assert!(!encoder.is_empty());
+    let streamed = encoder.finish(ULID, 3, 1, vec![], vec![]);
+    assert_eq!(streamed.chunks, whole.chunks);
+    assert_eq!(streamed.index, whole.index);
+    assert_eq!(streamed.meta.to_json(), whole.meta.to_json());
+    assert_eq!(streamed.meta.compaction.sources, vec![ULID.to_string()]);
+}

@@ -1,5 +1,6 @@
-//! Building a block: [`encode_block`] turns series and their sealed chunks into the
-//! bytes of `chunks`, `index` and `meta.json` in memory; [`write_block_dir`] puts them
+//! Building a block: [`encode_block`] (or [`BlockEncoder`], one series at a time) turns
+//! series and their sealed chunks into the bytes of `chunks`, `index` and `meta.json`
+//! in memory; [`write_block_dir`] puts them
 //! on disk so that a crash at any point leaves either no block or a whole one.
 //!
 //! Encoding is separate from writing so the shard can hand the bytes to whatever
@@ -115,26 +116,71 @@ pub fn encode_block(
     ulid: &str,
     shard: u32,
     level: u32,
-    mut sources: Vec<String>,
+    sources: Vec<String>,
     parents: Vec<String>,
     mut series: Vec<SeriesChunks>,
 ) -> EncodedBlock {
-    assert!(level >= 1, "BUG: block {ulid} at compaction level 0");
     series.retain(|s| !s.chunks.is_empty());
     series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-
-    let mut chunks_file = chunks::header().to_vec();
-    let mut entries: Vec<SeriesEntry> = Vec::with_capacity(series.len());
-    let mut stats = BlockStats::default();
-    let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+    let mut encoder = BlockEncoder::new(series.len());
     for s in series {
-        if entries.last().is_some_and(|prev| prev.labels == s.labels) {
-            panic!("BUG: block {ulid} given series {} twice", s.labels);
+        encoder.push(s);
+    }
+    encoder.finish(ulid, shard, level, sources, parents)
+}
+
+/// A block encoded one series at a time, the series given in label order: the caller
+/// need hold only the series it is adding, not all of them (a flush builds each head
+/// series' chunks as it adds it instead of copying the whole head first). Each
+/// series' chunks are compressed and appended to the `chunks` file bytes at once and
+/// dropped; what is kept is the file and the index entries.
+pub struct BlockEncoder {
+    chunks_file: Vec<u8>,
+    entries: Vec<SeriesEntry>,
+    stats: BlockStats,
+    min_time: i64,
+    max_time: i64,
+}
+
+impl BlockEncoder {
+    /// An empty block; `series_hint` is how many series it will likely hold. The
+    /// ULID is given at the end, so a flush that finds every sample deleted takes none.
+    pub fn new(series_hint: usize) -> Self {
+        BlockEncoder {
+            chunks_file: chunks::header().to_vec(),
+            entries: Vec::with_capacity(series_hint),
+            stats: BlockStats::default(),
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+        }
+    }
+
+    /// Whether no series with chunks has been added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds a series, which must sort after every series added before it; one
+    /// without chunks is left out.
+    pub fn push(&mut self, s: SeriesChunks) {
+        if s.chunks.is_empty() {
+            return;
+        }
+        if let Some(prev) = self.entries.last() {
+            match prev.labels.cmp(&s.labels) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    panic!("BUG: block given series {} twice", s.labels)
+                }
+                std::cmp::Ordering::Greater => {
+                    panic!("BUG: block given series {} after {}", s.labels, prev.labels)
+                }
+            }
         }
         // The reader refuses both, so writing them would make an unreadable block.
         assert!(
             !s.labels.is_empty() && s.labels.iter().all(|l| !l.value.is_empty()),
-            "BUG: block {ulid} given series {} with no labels or an empty value",
+            "BUG: block given series {} with no labels or an empty value",
             s.labels
         );
         check_chunks(&s.labels, &s.chunks);
@@ -143,7 +189,7 @@ pub fn encode_block(
         check_chunks(&labels, &series_chunks);
         let mut metas = Vec::with_capacity(series_chunks.len());
         for c in &series_chunks {
-            let (offset, len) = chunks::append_record(&mut chunks_file, c.encoding, &c.data);
+            let (offset, len) = chunks::append_record(&mut self.chunks_file, c.encoding, &c.data);
             metas.push(ChunkMeta {
                 min_time: c.min_time,
                 max_time: c.max_time,
@@ -151,37 +197,49 @@ pub fn encode_block(
                 offset,
                 len,
             });
-            stats.num_samples += u64::from(c.num_samples);
-            stats.num_chunks += 1;
-            min_time = min_time.min(c.min_time);
-            max_time = max_time.max(c.max_time);
+            self.stats.num_samples += u64::from(c.num_samples);
+            self.stats.num_chunks += 1;
+            self.min_time = self.min_time.min(c.min_time);
+            self.max_time = self.max_time.max(c.max_time);
         }
-        stats.num_series += 1;
-        entries.push(SeriesEntry {
+        self.stats.num_series += 1;
+        self.entries.push(SeriesEntry {
             labels,
             chunks: metas,
         });
     }
 
-    if level == 1 && !sources.iter().any(|s| s == ulid) {
-        sources.push(ulid.to_string());
-    }
-    EncodedBlock {
-        index: index::encode(&entries),
-        chunks: chunks_file,
-        meta: BlockMeta {
-            ulid: ulid.to_string(),
-            min_time,
-            max_time,
-            stats,
-            compaction: CompactionMeta {
-                level,
-                sources,
-                parents,
+    /// The block's three files. A level-1 block lists itself among its sources if
+    /// the caller did not.
+    pub fn finish(
+        self,
+        ulid: &str,
+        shard: u32,
+        level: u32,
+        mut sources: Vec<String>,
+        parents: Vec<String>,
+    ) -> EncodedBlock {
+        assert!(level >= 1, "BUG: block {ulid} at compaction level 0");
+        if level == 1 && !sources.iter().any(|s| s == ulid) {
+            sources.push(ulid.to_string());
+        }
+        EncodedBlock {
+            index: index::encode(&self.entries),
+            chunks: self.chunks_file,
+            meta: BlockMeta {
+                ulid: ulid.to_string(),
+                min_time: self.min_time,
+                max_time: self.max_time,
+                stats: self.stats,
+                compaction: CompactionMeta {
+                    level,
+                    sources,
+                    parents,
+                },
+                version: META_VERSION,
+                shard,
             },
-            version: META_VERSION,
-            shard,
-        },
+        }
     }
 }
 

@@ -75,14 +75,23 @@ impl<S: Storage> Shard<S> {
             },
             None => None,
         };
-        let mut series = self.head.block_series();
-        if !self.tombstones.is_empty() {
-            // Deleted samples never reach a block.
-            series = crate::tombstones::drop_deleted(self.tombstones.entries(), series)?.0;
+        // Series by series from the head, which stays whole until the block is in
+        // place (a failed write leaves it as it was): only one series' copy and the
+        // encoded block are held beside it.
+        let mut encoder = block::BlockEncoder::new(self.head.num_series());
+        for s in self.head.block_series_sorted() {
+            if self.tombstones.is_empty() {
+                encoder.push(s);
+            } else if let (Some(kept), _) =
+                crate::tombstones::drop_deleted_one(self.tombstones.entries(), s)?
+            {
+                // Deleted samples never reach a block.
+                encoder.push(kept);
+            }
         }
         // A head wholly deleted writes no block; its generation names none, so replay
         // still starts after the cut.
-        let ulid = if series.is_empty() {
+        let ulid = if encoder.is_empty() {
             tracing::info!(
                 shard = self.cfg.shard,
                 "flushed head: every sample was deleted, no block written"
@@ -90,7 +99,7 @@ impl<S: Storage> Shard<S> {
             None
         } else {
             let ulid = self.next_block_ulid();
-            self.write_head_block(&ulid, series)?;
+            self.write_head_block(&ulid, encoder)?;
             Some(ulid)
         };
         self.head = Head::new();
@@ -109,21 +118,10 @@ impl<S: Storage> Shard<S> {
         Ok(())
     }
 
-    /// Writes the head's `series` as level-1 block `ulid` and adds it to the list; on
+    /// Writes the head's series, encoded, as level-1 block `ulid` and adds it to the list; on
     /// failure the shard goes read-only (see `block_write_failed`).
-    fn write_head_block(
-        &mut self,
-        ulid: &str,
-        series: Vec<crate::block::SeriesChunks>,
-    ) -> Result<()> {
-        let encoded = block::encode_block(
-            ulid,
-            self.cfg.shard,
-            1,
-            vec![ulid.to_string()],
-            Vec::new(),
-            series,
-        );
+    fn write_head_block(&mut self, ulid: &str, encoder: block::BlockEncoder) -> Result<()> {
+        let encoded = encoder.finish(ulid, self.cfg.shard, 1, vec![ulid.to_string()], Vec::new());
         let blocks_dir = layout::blocks_dir(&self.cfg.data_dir);
         let written = block::write_block_dir_in(&self.storage, &blocks_dir, &encoded)
             .and_then(|p| Block::open_in(&self.storage, &p));

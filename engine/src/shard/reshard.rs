@@ -209,14 +209,9 @@ fn migrate_one(
             if is_dir(storage, &layout::block_dir(data_dir, ulid)) {
                 continue;
             }
-            let encoded = block::encode_block(
-                ulid,
-                *owner,
-                1,
-                vec![ulid.clone()],
-                Vec::new(),
-                head.block_series(),
-            );
+            let mut encoder = block::BlockEncoder::new(head.num_series());
+            head.block_series_sorted().for_each(|s| encoder.push(s));
+            let encoded = encoder.finish(ulid, *owner, 1, vec![ulid.clone()], Vec::new());
             block::write_block_dir_in(storage, &blocks_dir, &encoded)?;
         }
         plan = Some(p);
