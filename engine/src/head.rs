@@ -15,7 +15,7 @@ use crate::chunk::{self, XorAppender};
 use crate::ingest::SeriesView;
 use crate::limits::CHUNK_SAMPLES_MAX;
 use crate::model::{Labels, Matcher, Sample, matches_all};
-use crate::select::{Origin, Piece};
+use crate::select::{Origin, Part, Piece};
 use crate::wal::record::SeriesRef;
 
 /// One series in the head.
@@ -61,15 +61,10 @@ impl MemSeries {
         if self.open.num_samples() > 0
             && self.open.max_time() >= min_time_ms
             && self.open.min_time() <= max_time_ms
+            && let Some(chunk) = self.open_chunk()
         {
             out.push(Piece::Chunk {
-                chunk: ChunkData {
-                    min_time: self.open.min_time(),
-                    max_time: self.open.max_time(),
-                    num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
-                    encoding: chunk::Encoding::Xor,
-                    data: self.open.bytes().to_vec(),
-                },
+                chunk,
                 origin: Origin::Head,
             });
         }
@@ -85,51 +80,30 @@ impl MemSeries {
         out
     }
 
-    /// All samples in `[min, max]`, sorted, one per timestamp.
+    /// All samples in `[min, max]`, sorted, one per timestamp: the pieces decoded as
+    /// a query decodes them.
     fn samples(&self, min_time_ms: i64, max_time_ms: i64) -> Vec<Sample> {
+        let part = Part {
+            pieces: self.pieces(min_time_ms, max_time_ms),
+            deleted: Vec::new(),
+        };
         let mut out = Vec::new();
-        for c in &self.sealed {
-            if c.max_time <= max_time_ms && c.min_time >= min_time_ms {
-                out.extend(decode_or_log(&c.data));
-            } else if c.max_time >= min_time_ms && c.min_time <= max_time_ms {
-                out.extend(
-                    decode_or_log(&c.data)
-                        .into_iter()
-                        .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
-                );
-            }
-        }
-        if self.open.num_samples() > 0
-            && self.open.max_time() >= min_time_ms
-            && self.open.min_time() <= max_time_ms
-        {
-            out.extend(
-                decode_or_log(self.open.bytes())
-                    .into_iter()
-                    .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
-            );
-        }
-        if !self.ooo.is_empty() {
-            out.extend(
-                self.ooo
-                    .iter()
-                    .filter(|s| s.timestamp_ms >= min_time_ms && s.timestamp_ms <= max_time_ms),
-            );
-            sort_dedup(&mut out);
+        // A head chunk that does not decode is logged there and skipped, never an error.
+        if let Err(e) = part.decode_into((min_time_ms, max_time_ms), &mut out) {
+            tracing::error!(error = %e, "BUG: head series does not decode");
         }
         out
     }
-}
 
-/// Decodes a chunk the head wrote itself. A failure is a bug (the bytes never left
-/// memory), so it is logged loudly rather than silently hiding data.
-fn decode_or_log(bytes: &[u8]) -> Vec<Sample> {
-    match chunk::decode(bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "BUG: head chunk does not decode");
-            Vec::new()
-        }
+    /// The open chunk as a chunk, if it holds samples.
+    fn open_chunk(&self) -> Option<ChunkData> {
+        (self.open.num_samples() > 0).then(|| ChunkData {
+            min_time: self.open.min_time(),
+            max_time: self.open.max_time(),
+            num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
+            encoding: chunk::Encoding::Xor,
+            data: self.open.bytes().to_vec(),
+        })
     }
 }
 
@@ -615,15 +589,7 @@ impl MemSeries {
         let chunks = if self.ooo.is_empty() {
             let mut chunks = Vec::with_capacity(self.sealed.len() + 1);
             chunks.extend_from_slice(&self.sealed);
-            if self.open.num_samples() > 0 {
-                chunks.push(ChunkData {
-                    min_time: self.open.min_time(),
-                    max_time: self.open.max_time(),
-                    num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
-                    encoding: chunk::Encoding::Xor,
-                    data: self.open.bytes().to_vec(),
-                });
-            }
+            chunks.extend(self.open_chunk());
             chunks
         } else {
             encode_chunks(&self.samples(i64::MIN, i64::MAX))

@@ -314,17 +314,10 @@ impl Mesh {
         min_time_ms: i64,
         max_time_ms: i64,
     ) -> Result<Vec<SeriesData>> {
-        let mut out = Vec::new();
-        for s in self
+        let series = self
             .select_chunks(matchers, min_time_ms, max_time_ms, usize::MAX)
-            .await?
-        {
-            let data = s.into_data()?;
-            if !data.samples.is_empty() {
-                out.push(data);
-            }
-        }
-        Ok(out)
+            .await?;
+        crate::select::decode_all(series)
     }
 
     /// [`Mesh::select`] with series left in their chunks once each shard has decoded

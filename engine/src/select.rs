@@ -90,13 +90,14 @@ impl SelectedSeries {
     /// (cleared first, so a loop over series reuses one buffer).
     pub fn decode_into(&self, out: &mut Vec<Sample>) -> Result<()> {
         out.clear();
+        let window = (self.min_time_ms, self.max_time_ms);
         match self.parts.as_slice() {
             [] => {}
-            [one] => self.decode_part(one, out)?,
+            [one] => one.decode_into(window, out)?,
             many => {
                 let mut part = Vec::new();
                 for p in many {
-                    self.decode_part(p, &mut part)?;
+                    p.decode_into(window, &mut part)?;
                     out.append(&mut part);
                 }
                 if !strictly_sorted(out) {
@@ -117,20 +118,50 @@ impl SelectedSeries {
         Ok(out)
     }
 
-    /// The series with its samples decoded.
-    pub fn into_data(self) -> Result<SeriesData> {
-        let samples = self.decode()?;
+    /// The series with its samples decoded. Samples a shard already decoded (one
+    /// part of one piece, sorted, inside the window, nothing to delete: what
+    /// decoding would give) are moved, not copied again.
+    pub fn into_data(mut self) -> Result<SeriesData> {
+        let samples = match self.parts.as_mut_slice() {
+            [Part { pieces, deleted }] if deleted.is_empty() => match pieces.as_mut_slice() {
+                [Piece::Samples(s)]
+                    if strictly_sorted(s)
+                        && s.first().is_none_or(|x| x.timestamp_ms >= self.min_time_ms)
+                        && s.last().is_none_or(|x| x.timestamp_ms <= self.max_time_ms) =>
+                {
+                    std::mem::take(s)
+                }
+                _ => self.decode()?,
+            },
+            _ => self.decode()?,
+        };
         Ok(SeriesData {
             labels: self.labels,
             samples,
         })
     }
+}
 
-    fn decode_part(&self, part: &Part, out: &mut Vec<Sample>) -> Result<()> {
+/// Every series of `series` decoded, those with no sample in their window left out.
+pub fn decode_all(series: Vec<SelectedSeries>) -> Result<Vec<SeriesData>> {
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let data = s.into_data()?;
+        if !data.samples.is_empty() {
+            out.push(data);
+        }
+    }
+    Ok(out)
+}
+
+impl Part {
+    /// This part's samples in `[min, max]` (`window`), sorted by time, one per
+    /// timestamp, without what its tombstones delete, into `out` (cleared first).
+    pub fn decode_into(&self, window: (i64, i64), out: &mut Vec<Sample>) -> Result<()> {
         out.clear();
-        let (lo, hi) = (self.min_time_ms, self.max_time_ms);
+        let (lo, hi) = window;
         let inside = |s: &Sample| (lo..=hi).contains(&s.timestamp_ms);
-        for piece in &part.pieces {
+        for piece in &self.pieces {
             match piece {
                 Piece::Samples(s) => out.extend(s.iter().filter(|s| inside(s))),
                 Piece::Chunk { chunk: c, origin } => {
@@ -153,8 +184,8 @@ impl SelectedSeries {
         if !strictly_sorted(out) {
             sort_dedup(out);
         }
-        if !part.deleted.is_empty() {
-            crate::tombstones::filter_samples(&part.deleted, out);
+        if !self.deleted.is_empty() {
+            crate::tombstones::filter_samples(&self.deleted, out);
         }
         Ok(())
     }

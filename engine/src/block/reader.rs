@@ -153,17 +153,14 @@ impl Block {
     ) -> Result<Vec<Vec<Sample>>> {
         let chunks = self.read_series_chunks(refs, min_time, max_time)?;
         let mut out = Vec::with_capacity(chunks.len());
-        for series in chunks {
-            let s = crate::select::SelectedSeries {
-                labels: Labels::default(),
-                min_time_ms: min_time,
-                max_time_ms: max_time,
-                parts: vec![crate::select::Part {
-                    pieces: series,
-                    deleted: Vec::new(),
-                }],
+        for pieces in chunks {
+            let part = crate::select::Part {
+                pieces,
+                deleted: Vec::new(),
             };
-            out.push(s.decode()?);
+            let mut samples = Vec::new();
+            part.decode_into((min_time, max_time), &mut samples)?;
+            out.push(samples);
         }
         Ok(out)
     }

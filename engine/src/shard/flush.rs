@@ -80,12 +80,10 @@ impl<S: Storage> Shard<S> {
         // encoded block are held beside it.
         let mut encoder = block::BlockEncoder::new(self.head.num_series());
         for s in self.head.block_series_sorted() {
-            if self.tombstones.is_empty() {
-                encoder.push(s);
-            } else if let (Some(kept), _) =
+            // Deleted samples never reach a block (with no tombstone, `s` as it is).
+            if let (Some(kept), _) =
                 crate::tombstones::drop_deleted_one(self.tombstones.entries(), s)?
             {
-                // Deleted samples never reach a block.
                 encoder.push(kept);
             }
         }

@@ -27,14 +27,7 @@ impl<S: Storage> Shard<S> {
         min_time_ms: i64,
         max_time_ms: i64,
     ) -> Result<Vec<SeriesData>> {
-        let mut out = Vec::new();
-        for s in self.select_chunks(matchers, min_time_ms, max_time_ms, 0)? {
-            let data = s.into_data()?;
-            if !data.samples.is_empty() {
-                out.push(data);
-            }
-        }
-        Ok(out)
+        crate::select::decode_all(self.select_chunks(matchers, min_time_ms, max_time_ms, 0)?)
     }
 
     /// Series selected by `matchers` with their chunks overlapping `[min, max]`, not
