@@ -180,14 +180,17 @@ pub fn inspect_shard(dir: &Path, shard: u32) -> Result<ShardReport> {
     let mut series = HashSet::new();
     for seg in &segments {
         let name = layout::segment_name(seg.seq);
-        let bytes = DISK
-            .read(&seg.path)
-            .ctx(|| format!("read {}", seg.path.display()))?;
+        let file = DISK
+            .open_read(&seg.path)
+            .ctx(|| format!("open {}", seg.path.display()))?;
+        let len = file
+            .file_len()
+            .ctx(|| format!("stat {}", seg.path.display()))?;
         let obsolete = seg.seq < first;
         if obsolete {
             report.segments.push(SegmentReport {
                 name,
-                bytes: bytes.len() as u64,
+                bytes: len,
                 records: 0,
                 obsolete,
             });
@@ -197,12 +200,13 @@ pub fn inspect_shard(dir: &Path, shard: u32) -> Result<ShardReport> {
             report.damage.push(gap.damage);
         }
         let mut stats = ReplayStats::default();
-        let damage = reader::read_segment(&bytes, shard, &name, &mut stats, &mut |rec| {
+        let damage = reader::read_segment(&*file, shard, &name, &mut stats, &mut |rec| {
             count_record(&mut report, &mut series, rec);
-        });
+        })
+        .ctx(|| format!("read {}", seg.path.display()))?;
         report.segments.push(SegmentReport {
             name,
-            bytes: bytes.len() as u64,
+            bytes: len,
             records: stats.records,
             obsolete,
         });

@@ -224,43 +224,20 @@ fn is_foreign(d: &Damage) -> bool {
 
 const FOREIGN_PREFIX: &str = "segment belongs to shard";
 
-/// Reads the records of one segment; returns the damage that ended it early, if any.
+/// Reads the records of one segment file through a [`Window`]; returns the damage
+/// that ended it early, if any.
 pub(crate) fn read_segment(
-    buf: &[u8],
+    file: &dyn crate::storage::ReadAt,
     shard: u32,
     name: &str,
     stats: &mut ReplayStats,
     on_record: &mut impl FnMut(Record),
-) -> Option<Damage> {
-    let source = InMemory(buf);
+) -> std::io::Result<Option<Damage>> {
     let mut scratch = Vec::new();
-    // Reading from memory cannot fail.
-    let mut win = Window::new(&source, &mut scratch).ok()?;
+    let mut win = Window::new(file, &mut scratch)?;
     read_segment_views(&mut win, shard, name, stats, &mut |rec: RecordView<'_>| {
         on_record(rec.into_record());
     })
-    .ok()
-    .flatten()
-}
-
-/// A segment already read whole, as a [`Window`] reads it.
-#[derive(Debug)]
-struct InMemory<'a>(&'a [u8]);
-
-impl crate::storage::ReadAt for InMemory<'_> {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let src = start
-            .checked_add(buf.len())
-            .and_then(|end| self.0.get(start..end))
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-
-    fn file_len(&self) -> std::io::Result<u64> {
-        Ok(self.0.len() as u64)
-    }
 }
 
 /// [`read_segment`] with samples left in place.
@@ -404,6 +381,26 @@ mod tests {
 
     use super::*;
     use crate::model::Sample;
+
+    /// A segment already read whole, as a [`Window`] reads it.
+    #[derive(Debug)]
+    struct InMemory<'a>(&'a [u8]);
+
+    impl crate::storage::ReadAt for InMemory<'_> {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| self.0.get(start..end))
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+
+        fn file_len(&self) -> std::io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+    }
 
     fn write_segment(dir: &Path, seq: u64, shard: u32, records: &[u8]) -> PathBuf {
         let path = dir.join(layout::segment_name(seq));
