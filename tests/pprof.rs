@@ -412,6 +412,28 @@ fn heap_profile_is_pprof_with_live_bytes() {
     std::thread::sleep(Duration::from_secs(2));
     let writes = writer.stop();
     assert!(writes > 0);
+    // 20,000 more series, so the heads' series tables and label sets hold tens of
+    // megabytes: with one sample per 512 KiB the estimate of a live set of a
+    // megabyte or two is too coarse to test against.
+    let names: Vec<String> = (0..20_000).map(|i| format!("host-{i:05}")).collect();
+    for part in names.chunks(5_000) {
+        let series: Vec<_> = part
+            .iter()
+            .map(|n| {
+                (
+                    vec![("__name__", "pprof_many"), ("instance", n.as_str())],
+                    vec![(T0, 1.0)],
+                )
+            })
+            .collect();
+        let r = agent()
+            .post(&server.url("/api/v1/write"))
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "snappy")
+            .send(&remote_write_body(&series)[..])
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+    }
     let (status, index) = server.get("/debug/pprof/");
     assert_eq!(status, 200);
     assert!(index.contains("heap"), "{index}");
@@ -423,9 +445,9 @@ fn heap_profile_is_pprof_with_live_bytes() {
     assert_eq!(p.period, 1 << 19, "one sample per 512 KiB");
     assert!(!p.sample.is_empty() && !p.location.is_empty());
     let inuse_bytes: i64 = p.sample.iter().map(|s| s.value[1]).sum();
-    // The heads hold the samples just written, and the server's own buffers: well
-    // over a megabyte live.
-    assert!(inuse_bytes > 1 << 20, "in-use bytes {inuse_bytes}");
+    // The heads hold 20,200 series and the samples just written, and the server's
+    // own buffers: well over four megabytes live.
+    assert!(inuse_bytes > 4 << 20, "in-use bytes {inuse_bytes}");
     let names = sampled_functions(&p);
     assert!(
         names.iter().any(|n| n.contains("tsdb")),
