@@ -167,39 +167,77 @@ impl Hasher for HashIsKey {
     }
 }
 
-/// The hasher of `Head::by_ref`: WAL references are small integers handed out in
-/// order, so one multiply by the golden ratio spreads them well enough (distinct low
-/// bits for neighbours, mixed high bits for the table's tag bytes), at a fraction of
-/// SipHash's cost on every replayed sample. The references come from our own WAL,
-/// never from a client, so there is no flooding to defend against.
-#[derive(Default)]
-struct RefHasher(u64);
+/// WAL reference → series id. A shard hands out references in increasing order and
+/// never reuses one, so the references of one head's series form a nearly gapless run:
+/// they index a vector from the first one seen (one load per replayed sample, where a
+/// hash map costs a hash, a probe of its control bytes and a compare). A reference far
+/// outside the run (an alias from before a flush, a gap of lost records) goes to a map.
+#[derive(Debug, Default)]
+struct RefTable {
+    /// The reference `dense[0]` stands for.
+    base: SeriesRef,
+    /// Series ids by `reference - base`; [`NO_SERIES`] where none is known.
+    dense: Vec<u32>,
+    sparse: HashMap<SeriesRef, u32>,
+}
 
-impl Hasher for RefHasher {
-    fn finish(&self) -> u64 {
-        self.0
+/// A slot of [`RefTable::dense`] no reference has filled.
+const NO_SERIES: u32 = u32::MAX;
+
+/// How far past the end of [`RefTable::dense`] a reference may land and still be
+/// stored there (the slots between are left empty).
+const REF_TABLE_GAP_MAX: u64 = 4096;
+
+impl RefTable {
+    fn slot(&self, r: SeriesRef) -> Option<usize> {
+        usize::try_from(r.checked_sub(self.base)?).ok()
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is called for a `u64` key; this keeps other input correct.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(GOLDEN_RATIO_64);
+    fn get(&self, r: SeriesRef) -> Option<u32> {
+        match self.slot(r) {
+            Some(i) if i < self.dense.len() => {
+                self.dense.get(i).copied().filter(|&id| id != NO_SERIES)
+            }
+            _ => self.sparse.get(&r).copied(),
         }
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(GOLDEN_RATIO_64);
+    fn insert(&mut self, r: SeriesRef, id: u32) {
+        if self.dense.is_empty() && self.sparse.is_empty() {
+            self.base = r;
+        }
+        let Some(i) = self
+            .slot(r)
+            .filter(|&i| (i as u64) < self.dense.len() as u64 + REF_TABLE_GAP_MAX)
+        else {
+            self.sparse.insert(r, id);
+            return;
+        };
+        if i >= self.dense.len() {
+            let from = self.dense.len();
+            self.dense.resize(i + 1, NO_SERIES);
+            // References the map took while they were beyond the run move into it.
+            if !self.sparse.is_empty() {
+                for j in from..=i {
+                    if let Some(old) = self.sparse.remove(&(self.base + j as u64))
+                        && let Some(slot) = self.dense.get_mut(j)
+                    {
+                        *slot = old;
+                    }
+                }
+            }
+        }
+        if let Some(slot) = self.dense.get_mut(i) {
+            *slot = id;
+        }
     }
 }
-
-/// 2^64 / φ, odd: multiplying by it is a bijection on `u64`.
-const GOLDEN_RATIO_64: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The in-memory series index and data of one shard.
 #[derive(Debug, Default)]
 pub struct Head {
     series: Vec<MemSeries>,
-    by_ref: HashMap<SeriesRef, u32, BuildHasherDefault<RefHasher>>,
+    by_ref: RefTable,
     by_hash: HashMap<u64, HashIds, BuildHasherDefault<HashIsKey>>,
     /// label name → label value → ids of series having it, ascending.
     postings: HashMap<String, HashMap<String, Vec<u32>>>,
@@ -284,7 +322,7 @@ impl Head {
 
     /// The id of the series with WAL reference `wal_ref`.
     pub fn lookup_ref(&self, wal_ref: SeriesRef) -> Option<u32> {
-        self.by_ref.get(&wal_ref).copied()
+        self.by_ref.get(wal_ref)
     }
 
     /// Makes WAL reference `wal_ref` name series `id` too. Replay meets one label set
@@ -643,6 +681,43 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()).unwrap()
+    }
+
+    /// The reference table against a map, over references in order, aliases far
+    /// below the run, gaps past [`REF_TABLE_GAP_MAX`] that the run later reaches, and
+    /// overwrites.
+    #[test]
+    fn ref_table_answers_as_a_map_does() {
+        let mut t = RefTable::default();
+        let mut model: HashMap<SeriesRef, u32> = HashMap::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = 1_000u64;
+        for id in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = match x % 16 {
+                // An alias from before a flush: below the run's base.
+                0 => x % 1_000,
+                // A gap too wide for the run: the map holds it until the run gets there.
+                1 => next + REF_TABLE_GAP_MAX + x % 3 * 1_000,
+                // An overwrite of a reference already known.
+                2 => 1_000 + x % (next - 999),
+                _ => {
+                    next += 1 + x % 3;
+                    next
+                }
+            };
+            t.insert(r, id);
+            model.insert(r, id);
+        }
+        assert!(!t.sparse.is_empty() && t.dense.len() > 10_000);
+        for r in 0..next + 4 * REF_TABLE_GAP_MAX {
+            assert_eq!(t.get(r), model.get(&r).copied(), "reference {r}");
+        }
+        // Nothing is held twice: a reference is in the run or in the map.
+        let in_run = t.dense.iter().filter(|&&id| id != NO_SERIES).count();
+        assert_eq!(in_run + t.sparse.len(), model.len());
     }
 
     #[test]
