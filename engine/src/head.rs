@@ -102,7 +102,7 @@ impl MemSeries {
             max_time: self.open.max_time(),
             num_samples: u32::try_from(self.open.num_samples()).unwrap_or(u32::MAX),
             encoding: chunk::Encoding::Xor,
-            data: self.open.bytes().to_vec(),
+            data: bytes::Bytes::copy_from_slice(self.open.bytes()),
         })
     }
 }
@@ -441,7 +441,7 @@ impl Head {
                     max_time: full.max_time(),
                     num_samples: u32::try_from(full.num_samples()).unwrap_or(u32::MAX),
                     encoding: chunk::Encoding::Xor,
-                    data: full.bytes().to_vec(),
+                    data: bytes::Bytes::copy_from_slice(full.bytes()),
                 });
                 self.mem_bytes += std::mem::size_of::<ChunkData>();
             }
@@ -650,7 +650,7 @@ pub fn encode_chunks(samples: &[Sample]) -> Vec<ChunkData> {
                 max_time: last.timestamp_ms,
                 num_samples: u32::try_from(part.len()).unwrap_or(u32::MAX),
                 encoding: chunk::Encoding::Xor,
-                data: chunk::encode(part),
+                data: chunk::encode(part).into(),
             })
         })
         .collect()

@@ -266,7 +266,7 @@ mod tests {
                 max_time: s.last().unwrap().timestamp_ms,
                 num_samples: s.len() as u32,
                 encoding,
-                data,
+                data: data.into(),
             },
             origin: Origin::Block {
                 path: Path::new("/b/chunks").into(),

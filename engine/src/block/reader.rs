@@ -272,7 +272,7 @@ impl Block {
             max_time: c.max_time,
             num_samples: c.num_samples,
             encoding,
-            data,
+            data: data.into(),
         })
     }
 

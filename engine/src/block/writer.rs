@@ -28,8 +28,9 @@ pub struct ChunkData {
     /// How `data` is encoded: the head seals XOR chunks, blocks hold either.
     pub encoding: Encoding,
     /// The chunk, as [`chunk::encode`] or [`chunk::packed::encode`] makes it; both
-    /// start with the sample count as a big-endian u16.
-    pub data: Vec<u8>,
+    /// start with the sample count as a big-endian u16. Shared: a query or a flush
+    /// holds the head's sealed chunks by reference count instead of copying them.
+    pub data: bytes::Bytes,
 }
 
 impl ChunkData {
@@ -44,7 +45,7 @@ impl ChunkData {
             max_time: last.timestamp_ms,
             num_samples: samples.len() as u32,
             encoding: Encoding::Xor,
-            data: chunk::encode(samples),
+            data: chunk::encode(samples).into(),
         }
     }
 
@@ -84,7 +85,7 @@ fn compress(chunks: Vec<ChunkData>) -> Vec<ChunkData> {
                 max_time: last.timestamp_ms,
                 num_samples: part.len() as u32,
                 encoding,
-                data,
+                data: data.into(),
             })
         })
         .collect()

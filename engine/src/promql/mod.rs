@@ -374,7 +374,7 @@ impl MemStore {
                                 max_time: c.last()?.timestamp_ms,
                                 num_samples: u32::try_from(c.len()).ok()?,
                                 encoding,
-                                data,
+                                data: data.into(),
                             },
                             origin: crate::select::Origin::Head,
                         })
