@@ -14,7 +14,7 @@ use crate::block::{ChunkData, SeriesChunks};
 use crate::chunk::{self, XorAppender};
 use crate::ingest::SeriesView;
 use crate::limits::CHUNK_SAMPLES_MAX;
-use crate::model::{Labels, Matcher, Sample, matches_all};
+use crate::model::{Label, LabelStr, Labels, Matcher, Sample, matches_all};
 use crate::select::{Origin, Part, Piece};
 use crate::wal::record::SeriesRef;
 
@@ -240,7 +240,7 @@ pub struct Head {
     by_ref: RefTable,
     by_hash: HashMap<u64, HashIds, BuildHasherDefault<HashIsKey>>,
     /// label name → label value → ids of series having it, ascending.
-    postings: HashMap<String, HashMap<String, Vec<u32>>>,
+    postings: HashMap<LabelStr, HashMap<LabelStr, Vec<u32>>>,
     min_time_ms: i64,
     max_time_ms: i64,
     num_samples: u64,
@@ -359,21 +359,19 @@ impl Head {
     /// Adds a series (which the caller has checked is new) and returns its id.
     pub fn create(&mut self, labels: Labels, hash: u64, wal_ref: SeriesRef) -> u32 {
         let id = u32::try_from(self.series.len()).unwrap_or(u32::MAX);
+        // The postings' keys are the head's one copy of each name and value: the
+        // series' labels are rebuilt to refer to them, so a string shared by many
+        // series (most are) is held once, and the caller's copies go.
+        let mut shared = Vec::with_capacity(labels.len());
         for l in labels.iter() {
-            // Names and values are copied only the first time the head sees them: most
-            // series share their names and many of their values with earlier ones.
-            if !self.postings.contains_key(&l.name) {
-                self.postings.insert(l.name.clone(), HashMap::new());
-            }
-            if let Some(values) = self.postings.get_mut(&l.name) {
-                match values.get_mut(&l.value) {
-                    Some(ids) => ids.push(id),
-                    None => {
-                        values.insert(l.value.clone(), vec![id]);
-                    }
-                }
-            }
+            let names = self.postings.entry(l.name.clone());
+            let name = names.key().clone();
+            let values = names.or_default().entry(l.value.clone());
+            let value = values.key().clone();
+            values.or_default().push(id);
+            shared.push(Label { name, value });
         }
+        let labels = Labels::from_shared(shared, &labels);
         // Postings, maps and the struct itself: an estimate, for the memtable budget.
         self.mem_bytes +=
             labels.mem_bytes() + std::mem::size_of::<MemSeries>() + 64 * labels.len() + 48;
@@ -436,6 +434,9 @@ impl Head {
         if t > s.last_timestamp_ms {
             if s.open.num_samples() >= CHUNK_SAMPLES_MAX {
                 let full = std::mem::take(&mut s.open);
+                // Room for this chunk only: a head series holds a few sealed chunks,
+                // and the first push would otherwise make room for four.
+                s.sealed.reserve_exact(1);
                 s.sealed.push(ChunkData {
                     min_time: full.min_time(),
                     max_time: full.max_time(),
@@ -464,11 +465,13 @@ impl Head {
     fn select_ids(&self, matchers: &[Matcher]) -> Vec<u32> {
         let mut candidates: Option<Vec<u32>> = None;
         for m in matchers.iter().filter(|m| !m.matches_empty()) {
-            let Some(values) = self.postings.get(&m.name) else {
+            let Some(values) = self.postings.get(m.name.as_str()) else {
                 return Vec::new();
             };
             let mut ids: Vec<u32> = match &m.op {
-                crate::model::MatchOp::Equal => values.get(&m.value).cloned().unwrap_or_default(),
+                crate::model::MatchOp::Equal => {
+                    values.get(m.value.as_str()).cloned().unwrap_or_default()
+                }
                 _ => {
                     let mut ids: Vec<u32> = values
                         .iter()
@@ -554,14 +557,14 @@ impl Head {
 
     /// Every label name of series with samples (unsorted).
     pub fn label_names(&self) -> Vec<String> {
-        self.postings.keys().cloned().collect()
+        self.postings.keys().map(|n| n.to_string()).collect()
     }
 
     /// Every value of label `name` (unsorted).
     pub fn label_values(&self, name: &str) -> Vec<String> {
         self.postings
             .get(name)
-            .map(|v| v.keys().cloned().collect())
+            .map(|v| v.keys().map(|v| v.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -586,9 +589,9 @@ impl Head {
                 .map(|(name, values)| {
                     let values = values
                         .iter()
-                        .map(|(v, ids)| (v.clone(), ids.len() as u64))
+                        .map(|(v, ids)| (v.to_string(), ids.len() as u64))
                         .collect();
-                    (name.clone(), values)
+                    (name.to_string(), values)
                 })
                 .collect(),
         }

@@ -86,8 +86,8 @@ impl<'a> SeriesView<'a> {
         let labels = self
             .labels()
             .map(|(n, v)| Label {
-                name: owned(n),
-                value: owned(v),
+                name: owned(n).into(),
+                value: owned(v).into(),
             })
             .collect();
         match Labels::from_sorted(labels) {

@@ -22,12 +22,122 @@ pub fn is_stale_nan(v: f64) -> bool {
 /// One label pair.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: LabelStr,
+    pub value: LabelStr,
+}
+
+/// A label name or value: an immutable shared string. Most series share most of
+/// their names and values (`job`, `instance`, `__name__`), so the head and a block's
+/// index each keep one copy of a string and every label set refers to it
+/// ([`Interner`]).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LabelStr(Arc<str>);
+
+impl LabelStr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for LabelStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for LabelStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for LabelStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::borrow::Borrow<str> for LabelStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl From<String> for LabelStr {
+    fn from(s: String) -> Self {
+        LabelStr(s.into())
+    }
+}
+
+impl From<&str> for LabelStr {
+    fn from(s: &str) -> Self {
+        LabelStr(s.into())
+    }
+}
+
+impl From<&String> for LabelStr {
+    fn from(s: &String) -> Self {
+        LabelStr(s.as_str().into())
+    }
+}
+
+impl From<LabelStr> for String {
+    fn from(s: LabelStr) -> Self {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for LabelStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for LabelStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for LabelStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<LabelStr> for str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for &str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for String {
+    fn eq(&self, other: &LabelStr) -> bool {
+        **self == *other.0
+    }
 }
 
 impl Label {
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<LabelStr>, value: impl Into<LabelStr>) -> Self {
         Label {
             name: name.into(),
             value: value.into(),
@@ -129,19 +239,31 @@ impl Labels {
             if let [a, b] = pair
                 && a.name == b.name
             {
-                return Err(LabelsError::DuplicateName(a.name.clone()));
+                return Err(LabelsError::DuplicateName(a.name.to_string()));
             }
         }
         for l in &labels {
             if l.name == METRIC_NAME {
                 if !is_valid_metric_name(&l.value) {
-                    return Err(LabelsError::InvalidMetricName(l.value.clone()));
+                    return Err(LabelsError::InvalidMetricName(l.value.to_string()));
                 }
             } else if !is_valid_label_name(&l.name) {
-                return Err(LabelsError::InvalidName(l.name.clone()));
+                return Err(LabelsError::InvalidName(l.name.to_string()));
             }
         }
         Ok(Labels(labels.into()))
+    }
+
+    /// `labels` with its strings replaced by `shared`, equal pairs in the same order
+    /// that refer to an interned copy of each string. Anything else (a bug) keeps
+    /// `labels`.
+    pub(crate) fn from_shared(shared: Vec<Label>, labels: &Labels) -> Labels {
+        if shared.as_slice() == &*labels.0 {
+            Labels(shared.into())
+        } else {
+            tracing::error!(?labels, "BUG: interned labels differ from the originals");
+            labels.clone()
+        }
     }
 
     /// Builds a label set from pairs already known to be valid and sorted (read back
@@ -152,7 +274,7 @@ impl Labels {
             if let [a, b] = pair
                 && a.name >= b.name
             {
-                return Err(LabelsError::DuplicateName(b.name.clone()));
+                return Err(LabelsError::DuplicateName(b.name.to_string()));
             }
         }
         if labels.is_empty() {

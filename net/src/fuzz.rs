@@ -105,8 +105,8 @@ fn remote_write_case(body: &[u8], limits: &IngestLimits) {
                     .labels
                     .iter()
                     .map(|l| remote_write::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
+                        name: l.name.to_string(),
+                        value: l.value.to_string(),
                     })
                     .collect(),
                 samples: s

@@ -15,7 +15,7 @@ use super::buf::{DecodeError, DecodeResult, Decoder, Encode};
 use super::chunks::{CHUNKS_HEADER_BYTES, RECORD_HEADER_BYTES};
 use crate::chunk::CHUNK_SAMPLES_LIMIT;
 use crate::error::{Error, Result};
-use crate::model::{Label, Labels};
+use crate::model::{Label, LabelStr, Labels};
 
 /// "TSIX": tsdb index.
 pub(crate) const INDEX_MAGIC: [u8; 4] = *b"TSIX";
@@ -309,12 +309,16 @@ fn parse_symbols<'a>(mut d: Decoder<'a>) -> Result<Vec<&'a str>, ParseError> {
 }
 
 fn symbol<'a>(d: &mut Decoder<'_>, symbols: &[&'a str], what: &str) -> DecodeResult<&'a str> {
+    symbol_in(d, symbols, what).copied()
+}
+
+/// The entry of `symbols` the next varint names.
+fn symbol_in<'s, T>(d: &mut Decoder<'_>, symbols: &'s [T], what: &str) -> DecodeResult<&'s T> {
     let at = d.offset();
     let r = d.uvarint(what)?;
     usize::try_from(r)
         .ok()
         .and_then(|i| symbols.get(i))
-        .copied()
         .ok_or(DecodeError {
             offset: at,
             reason: format!(
@@ -330,18 +334,24 @@ fn parse_series(
     chunks_len: u64,
 ) -> Result<Vec<SeriesEntry>, ParseError> {
     let n = d.count_u32("series count")?;
+    // One shared copy of each string for all the block's label sets: most series
+    // repeat most of their names and values.
+    let symbols: Vec<LabelStr> = symbols.iter().map(|&s| LabelStr::from(s)).collect();
     let mut series: Vec<SeriesEntry> = Vec::with_capacity(n);
     for _ in 0..n {
         let at = d.offset();
         let num_labels = d.count("label count")?;
         let mut pairs = Vec::with_capacity(num_labels);
         for _ in 0..num_labels {
-            let name = symbol(&mut d, symbols, "label name")?;
-            let value = symbol(&mut d, symbols, "label value")?;
+            let name = symbol_in(&mut d, &symbols, "label name")?;
+            let value = symbol_in(&mut d, &symbols, "label value")?;
             if value.is_empty() {
                 return Err(d.error(format!("label {name:?} has an empty value")).into());
             }
-            pairs.push(Label::new(name, value));
+            pairs.push(Label {
+                name: name.clone(),
+                value: value.clone(),
+            });
         }
         let labels = Labels::from_sorted(pairs).map_err(|e| DecodeError {
             offset: at,

@@ -151,7 +151,7 @@ impl<S: Storage> Shard<S> {
             let names: BTreeSet<String> = self
                 .series(matcher_sets, min_time_ms, max_time_ms)
                 .iter()
-                .flat_map(|l| l.iter().map(|l| l.name.clone()))
+                .flat_map(|l| l.iter().map(|l| l.name.to_string()))
                 .collect();
             return names.into_iter().collect();
         }

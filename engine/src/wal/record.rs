@@ -302,7 +302,7 @@ pub fn decode_view(body: &[u8]) -> Result<RecordView<'_>, String> {
                     let name = c.string(nl)?;
                     let vl = c.u32()? as usize;
                     let value = c.string(vl)?;
-                    labels.push(Label { name, value });
+                    labels.push(Label::new(name, value));
                 }
                 let labels =
                     Labels::from_sorted(labels).map_err(|e| format!("series {sref}: {e}"))?;

@@ -35,7 +35,7 @@ pub async fn series(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         .map(|l| {
             let m: Map<String, Value> = l
                 .iter()
-                .map(|l| (l.name.clone(), Value::String(l.value.clone())))
+                .map(|l| (l.name.to_string(), Value::String(l.value.to_string())))
                 .collect();
             Value::Object(m)
         })

@@ -257,8 +257,8 @@ fn labels_proto(labels: &Labels) -> Vec<Label> {
     labels
         .iter()
         .map(|l| Label {
-            name: l.name.clone(),
-            value: l.value.clone(),
+            name: l.name.to_string(),
+            value: l.value.to_string(),
         })
         .collect()
 }
