@@ -95,6 +95,9 @@ fn codec(c: &mut Criterion) {
             samples,
             "{shape} packed chunk does not round-trip"
         );
+        group.bench_function(format!("packed_encode/{shape}"), |b| {
+            b.iter(|| chunk::packed::encode(black_box(&samples)).unwrap());
+        });
         group.bench_function(format!("packed_decode/{shape}"), |b| {
             b.iter(|| chunk::packed::decode(black_box(&packed)).unwrap());
         });
