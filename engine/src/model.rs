@@ -27,9 +27,9 @@ pub struct Label {
 }
 
 /// A label name or value: an immutable shared string. Most series share most of
-/// their names and values (`job`, `instance`, `__name__`), so the head and a block's
-/// index each keep one copy of a string and every label set refers to it
-/// ([`Interner`]).
+/// their names and values (`job`, `instance`, `__name__`), so the head (its postings'
+/// keys) and a block's index (its symbol table) each keep one copy of a string and
+/// every label set there refers to it.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct LabelStr(Arc<str>);
 
