@@ -195,13 +195,7 @@ impl Part {
 /// says (count and first and last timestamps).
 fn decode_chunk(c: &ChunkData, origin: &Origin, out: &mut Vec<Sample>) -> Result<()> {
     let start = out.len();
-    let decoded = match c.encoding {
-        chunk::Encoding::Xor => chunk::iter(&c.data).try_for_each(|s| {
-            out.push(s?);
-            Ok(())
-        }),
-        chunk::Encoding::Packed => chunk::packed::decode(&c.data).map(|s| out.extend(s)),
-    };
+    let decoded = chunk::decode_into(c.encoding, &c.data, out);
     let got = out.get(start..).unwrap_or(&[]);
     let (first, last) = (
         got.first().map(|s| s.timestamp_ms),

@@ -70,6 +70,22 @@ pub fn decode_as(encoding: Encoding, bytes: &[u8]) -> Result<Vec<Sample>, ChunkE
     }
 }
 
+/// Appends the samples of a chunk of either encoding to `out` (a query decodes into
+/// one reused buffer). On an error `out` may hold part of the chunk.
+pub fn decode_into(
+    encoding: Encoding,
+    bytes: &[u8],
+    out: &mut Vec<Sample>,
+) -> Result<(), ChunkError> {
+    match encoding {
+        Encoding::Xor => iter(bytes).try_for_each(|s| {
+            out.push(s?);
+            Ok(())
+        }),
+        Encoding::Packed => packed::decode(bytes).map(|s| out.extend(s)),
+    }
+}
+
 /// Encodes samples sorted strictly by time as the smaller of the packed and the XOR
 /// chunk (XOR when packed cannot represent them, or on a tie).
 pub fn encode_smallest(samples: &[Sample]) -> (Encoding, Vec<u8>) {
